@@ -76,12 +76,12 @@ class So101Env(gym.Env):
         super().reset(seed=seed)
         rng = self.np_random
         self.randomizer.apply(rng)
+        mujoco.mj_setConst(self.model, self.data)  # masses and sizes may have changed; clobbers qpos
         mujoco.mj_resetData(self.model, self.data)
         qpos = HOME_QPOS + rng.normal(0.0, self.randomization.init_joint_noise, size=len(JOINT_NAMES))
         qpos = np.clip(qpos, self.kin.joint_low, self.kin.joint_high)
         self.data.qpos[self.kin.qpos_adr] = qpos
         self.task.reset(self.data, rng)
-        mujoco.mj_setConst(self.model, self.data)  # masses and sizes may have changed
         self.data.ctrl[self.kin.actuator_ids] = qpos
         mujoco.mj_forward(self.model, self.data)
         self.control.reset(qpos)
