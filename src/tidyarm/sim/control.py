@@ -13,7 +13,7 @@ tilts the gripper when a vertical one cannot reach (e.g. high above the table).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import mujoco
@@ -29,13 +29,13 @@ IK_JOINTS = ARM_JOINTS[:4]  # pan, lift, elbow, wrist_flex place the tool point;
 class Workspace:
     """Box (m, world frame) the end-effector target is kept in, plus a radial band about the pan axis."""
 
-    low: tuple[float, float, float] = (0.0, -0.35, 0.01)
-    high: tuple[float, float, float] = (0.45, 0.35, 0.30)
+    low: np.ndarray = field(default_factory=lambda: np.array([0.0, -0.35, 0.01]))
+    high: np.ndarray = field(default_factory=lambda: np.array([0.45, 0.35, 0.30]))
     min_radius: float = 0.10
     max_radius: float = 0.36
 
     def clip(self, point: np.ndarray, pan_axis_xy: np.ndarray) -> np.ndarray:
-        point = np.clip(point, self.low, self.high)
+        point = np.minimum(np.maximum(point, self.low), self.high)
         offset = point[:2] - pan_axis_xy
         radius = np.linalg.norm(offset)
         if radius > 1e-9:
@@ -77,13 +77,15 @@ class ArmKinematics:
         mujoco.mj_kinematics(self.model, self.scratch)
         return self.tool_pose(self.scratch)
 
-    def solve_ik(self, joint_qpos: np.ndarray, target: np.ndarray, iterations: int = 2) -> np.ndarray:
+    def solve_ik(self, joint_qpos: np.ndarray, target: np.ndarray, iterations: int = 1) -> np.ndarray:
         """Joint positions (6,) near `joint_qpos` that put the tool point at `target`, fingers down.
 
         lift, elbow and wrist_flex turn about parallel axes, so the fingers point straight down when
         their angles sum to `down_pitch`. The wrist is slaved to that rule (clipped to its range, so the
         gripper tilts where a vertical one cannot reach), which leaves a square 3x3 Newton problem in
-        pan, lift and elbow: fast, exact, and free of null-space tuning.
+        pan, lift and elbow: fast, exact, and free of null-space tuning. Each control step moves the
+        target a little and warm-starts from the last solution, so one iteration per step suffices
+        (the residual is corrected on the next step, as the end-effector target is absolute).
         """
         q = joint_qpos.copy()
         cols = self.dof_adr[:4]
@@ -96,7 +98,9 @@ class ArmKinematics:
             jac = self._jacp[:, cols]
             wrist_free = self.joint_low[3] < q[3] < self.joint_high[3]
             # Chain rule: d(wrist)/d(lift) = d(wrist)/d(elbow) = -1 while the wrist is inside its range.
-            jac3 = jac[:, :3] - (np.outer(jac[:, 3], [0.0, 1.0, 1.0]) if wrist_free else 0.0)
+            jac3 = jac[:, :3].copy()
+            if wrist_free:
+                jac3[:, 1:] -= jac[:, 3:4]
             error = target - self.scratch.site_xpos[self.site_id]
             step = np.linalg.solve(jac3.T @ jac3 + 1e-4 * np.eye(3), jac3.T @ error)
             q[:3] = np.clip(q[:3] + step, self.joint_low[:3], self.joint_high[:3])

@@ -8,7 +8,10 @@ Observation modes
   (joint_pos 6, joint_vel 6, tool_pos 3) followed by the task's features (object and goal poses).
 - "pixels": what a real robot provides: {"proprio": joint_pos+joint_vel+tool_pos, <camera>: uint8 HxWx3}.
 - "state+pixels": {"state": the state vector, <camera>: uint8 HxWx3}.
-`info["privileged"]` always holds the full simulator state (qpos, qvel) for teachers, critics and experts.
+Episodes truncate after `max_episode_steps` (the task's default unless given); `terminated` is
+reserved for real terminal states (the object fell off the table, or success when
+`terminate_on_success`). `info["privileged"]` always holds the full simulator state (qpos, qvel)
+for teachers, critics and experts.
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ from tidyarm.sim.tasks import TASKS
 
 OBS_MODES = ("state", "pixels", "state+pixels")
 CAMERAS = ("wrist", "front")
+PROPRIO_LAYOUT = {"joint_pos": 6, "joint_vel": 6, "tool_pos": 3}  # what a real arm can report too
+PROPRIO_SIZE = sum(PROPRIO_LAYOUT.values())
 PHYSICS_TIMESTEP = 0.005
 # MuJoCo warnings that mean the physics is no longer trustworthy.
-_BLOWUP_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL)
+_BLOWUP_WARNINGS = [int(w) for w in (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS,
+                                      mujoco.mjtWarning.mjWARN_BADQVEL)]
 
 
 class So101Env(gym.Env):
@@ -40,7 +46,9 @@ class So101Env(gym.Env):
                  control_hz: float = 10.0, image_size: int | tuple[int, int] = 64,
                  cameras: tuple[str, ...] = CAMERAS, randomization: Randomization | None = None,
                  terminate_on_success: bool = False, reward_weights: dict[str, float] | None = None,
-                 arm_xml: str | Path = ARM_XML, render_mode: str | None = None, render_size: tuple[int, int] = (240, 320)):
+                 max_episode_steps: int | None = None,
+                 arm_xml: str | Path = ARM_XML, render_mode: str | None = None,
+                 render_size: tuple[int, int] = (240, 320)):
         _check_choice("task", task, tuple(TASKS))
         _check_choice("obs_mode", obs_mode, OBS_MODES)
         _check_choice("action_mode", action_mode, ACTION_MODES)
@@ -58,6 +66,9 @@ class So101Env(gym.Env):
         self.metadata = {**self.metadata, "render_fps": self.control_hz}
 
         task_cls = TASKS[task]
+        self.max_episode_steps = max_episode_steps or task_cls.max_episode_steps
+        if self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps = {max_episode_steps}: expected a positive number of steps")
         self.model = build_scene(task_cls.objects, arm_xml).compile()
         self.data = mujoco.MjData(self.model)
         self.kin = ArmKinematics(self.model)
@@ -86,6 +97,7 @@ class So101Env(gym.Env):
         mujoco.mj_forward(self.model, self.data)
         self.control.reset(qpos)
         self._pending = deque([qpos.copy()] * self.randomizer.latency)  # commands still in flight
+        self.elapsed_steps = 0
         self._last_obs = self._observation()
         return self._last_obs, self._info(self.task.score(self.data), unstable=False)
 
@@ -96,13 +108,15 @@ class So101Env(gym.Env):
         self._pending.append(self.control.targets(action, self.data).copy())
         self.data.ctrl[self.kin.actuator_ids] = self._pending.popleft()
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
+        self.elapsed_steps += 1
         if self._unstable():  # keep the last good observation; the next reset restores the physics
             return self._last_obs, 0.0, False, True, self._info(None, unstable=True)
         score = self.task.score(self.data)
         reward = self.task.reward(score.terms)
         terminated = score.failed or (self.terminate_on_success and score.success)
+        truncated = self.elapsed_steps >= self.max_episode_steps  # the task's time limit
         self._last_obs = self._observation()
-        return self._last_obs, reward, terminated, False, self._info(score, unstable=False)
+        return self._last_obs, reward, terminated, truncated, self._info(score, unstable=False)
 
     def render(self):
         if self.render_mode == "rgb_array":
@@ -150,7 +164,7 @@ class So101Env(gym.Env):
         return {"state": self._state(proprio), **images}
 
     def _layout(self) -> dict[str, slice]:
-        sizes = {"joint_pos": 6, "joint_vel": 6, "tool_pos": 3}
+        sizes = dict(PROPRIO_LAYOUT)
         sizes.update({name: len(value) for name, value in self.task.features(self.data).items()})
         layout, start = {}, 0
         for name, size in sizes.items():
@@ -165,7 +179,8 @@ class So101Env(gym.Env):
             return state
         images = {camera: gym.spaces.Box(0, 255, shape=(*self.image_hw, 3), dtype=np.uint8) for camera in self.cameras}
         if self.obs_mode == "pixels":
-            return gym.spaces.Dict({"proprio": gym.spaces.Box(-np.inf, np.inf, shape=(15,), dtype=np.float32), **images})
+            proprio = gym.spaces.Box(-np.inf, np.inf, shape=(PROPRIO_SIZE,), dtype=np.float32)
+            return gym.spaces.Dict({"proprio": proprio, **images})
         return gym.spaces.Dict({"state": state, **images})
 
     # -- Safety ------------------------------------------------------------------------------------
@@ -179,9 +194,9 @@ class So101Env(gym.Env):
         return np.clip(action, self.action_space.low, self.action_space.high)
 
     def _unstable(self) -> bool:
-        finite = np.all(np.isfinite(self.data.qpos)) and np.all(np.isfinite(self.data.qvel))
-        blown = any(self.data.warning[w].number > 0 for w in _BLOWUP_WARNINGS)
-        return not finite or blown
+        # MuJoCo checks qpos/qvel/qacc every step; on a non-finite or huge value it warns and resets the
+        # state itself, so the warning counters are the complete signal.
+        return bool(self.data.warning.number[_BLOWUP_WARNINGS].any())
 
     def _info(self, score, unstable: bool) -> dict:
         privileged = np.concatenate([self.data.qpos, self.data.qvel]).astype(np.float32)

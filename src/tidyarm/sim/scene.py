@@ -40,8 +40,9 @@ def build_scene(objects: tuple[str, ...] = ("cube",), arm_xml: str | Path = ARM_
     _add_table(spec)
     _add_lights(spec)
     _add_front_camera(spec)
+    builders = {"cube": _add_cube, "bowl": _add_bowl, "can": _add_can, "bottle": _add_bottle, "target": _add_target}
     for name in objects:
-        {"cube": _add_cube, "bowl": _add_bowl, "can": _add_can, "bottle": _add_bottle, "target": _add_target}[name](spec)
+        builders[name](spec)
     return spec
 
 
@@ -131,14 +132,14 @@ def _add_bowl(spec: mujoco.MjSpec, walls: int = 16) -> None:
 
 
 def _add_can(spec: mujoco.MjSpec) -> None:
-    body = spec.worldbody.add_body(name="can", pos=[0.3, -0.15, TABLE_TOP + 0.05])
+    body = spec.worldbody.add_body(name="can", pos=[0.36, -0.24, TABLE_TOP + 0.05])
     body.add_freejoint(name="can")
     body.add_geom(name="can", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.025, 0.05], mass=0.03,
                   rgba=[0.75, 0.75, 0.8, 1], condim=4, **OBJECT_COLLISION)
 
 
 def _add_bottle(spec: mujoco.MjSpec) -> None:
-    body = spec.worldbody.add_body(name="bottle", pos=[0.3, 0.15, TABLE_TOP + 0.06])
+    body = spec.worldbody.add_body(name="bottle", pos=[0.36, 0.24, TABLE_TOP + 0.06])
     body.add_freejoint(name="bottle")
     body.add_geom(name="bottle", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.025, 0.06], mass=0.03,
                   rgba=[0.3, 0.55, 0.9, 0.9], condim=4, **OBJECT_COLLISION)

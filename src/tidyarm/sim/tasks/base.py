@@ -67,16 +67,12 @@ class Task:
 
     def touching(self, data: mujoco.MjData, geom_id: int) -> tuple[bool, bool, bool]:
         """(fixed pad touches, moving pad touches, any gripper geom touches) the given geom."""
-        fixed = moving = gripper = False
-        for contact in data.contact[: data.ncon]:
-            pair = (contact.geom1, contact.geom2)
-            if geom_id not in pair:
-                continue
-            other = pair[1] if pair[0] == geom_id else pair[0]
-            fixed |= other == self.pad_geoms[0]
-            moving |= other == self.pad_geoms[1]
-            gripper |= int(self.model.geom_bodyid[other]) in self.gripper_bodies
-        return fixed, moving, gripper
+        contacts = data.contact
+        others = np.concatenate([contacts.geom2[contacts.geom1 == geom_id], contacts.geom1[contacts.geom2 == geom_id]])
+        if not len(others):
+            return False, False, False
+        fixed, moving = self.pad_geoms[0] in others, self.pad_geoms[1] in others
+        return fixed, moving, not self.gripper_bodies.isdisjoint(self.model.geom_bodyid[others].tolist())
 
 
 class CubeTask(Task):
