@@ -103,9 +103,11 @@ class So101Env(gym.Env):
 
     def step(self, action):
         action = self._validate_action(action)
-        if self.randomization.action_noise > 0:
-            action = np.clip(action + self.np_random.normal(0, self.randomization.action_noise, action.shape), -1, 1)
-        self._pending.append(self.control.targets(action, self.data).copy())
+        command = self.control.targets(action, self.data).copy()
+        if self.randomization.action_noise > 0:  # servo-command noise, in rad so every action mode sees the same
+            command = np.clip(command + self.np_random.normal(0, self.randomization.action_noise, command.shape),
+                              self.kin.joint_low, self.kin.joint_high)
+        self._pending.append(command)
         self.data.ctrl[self.kin.actuator_ids] = self._pending.popleft()
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         self.elapsed_steps += 1

@@ -48,12 +48,19 @@ class Expert:
             move = (plan.tool - control.ee_target) / control.ee_step
             roll = roll_change / control.roll_step
             return np.clip([*move, roll, plan.gripper], -1.0, 1.0).astype(np.float32)
+        # Joint modes: walk the commanded tool point toward the plan at the ee controller's speed and
+        # solve IK from the current command, so the arm neither lunges nor jumps to another IK branch.
         target = control.target.copy()
         target[4] += roll_change
-        target = env.kin.solve_ik(target, plan.tool, iterations=10)
+        commanded = env.kin.forward(target)[0]
+        step = plan.tool - commanded
+        step_limit = EndEffectorControl.default_step
+        step *= min(1.0, step_limit / (np.linalg.norm(step) + 1e-9))
+        target = env.kin.solve_ik(target, commanded + step, iterations=3)
         low, high = env.kin.joint_low, env.kin.joint_high
         if control.delta:
             action = (target - control.target) / control.joint_step
+            action[:5] /= max(1.0, np.abs(action[:5]).max())  # scale, not clip, to keep the path straight
             action[5] = plan.gripper
         else:
             action = 2.0 * (target - low) / (high - low) - 1.0

@@ -59,8 +59,8 @@ class Randomization:
 
     latency_steps: tuple[int, int] = (0, 2)
     """Action latency in control steps, drawn per episode (inclusive); (0, 0) turns it off."""
-    action_noise: float = 0.02
-    """Std of Gaussian noise added to the normalized action."""
+    action_noise: float = 0.005
+    """Std (rad) of Gaussian noise added to every servo target, whatever the action mode."""
     joint_obs_noise: float = 0.002
     """Std (rad) of noise on observed joint positions (velocities get 10x)."""
     init_joint_noise: float = 0.02
