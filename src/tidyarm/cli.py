@@ -45,16 +45,64 @@ class Gallery:
     """Output PNG path."""
 
 
+@dataclass(frozen=True)
+class Eval:
+    """Evaluate a policy: success rate with a 95% Wilson interval, returns, an mp4 and results JSON."""
+
+    run_dir: tyro.conf.Positional[Path | None] = None
+    """Run directory of a trained policy (omit when --policy is given)."""
+    policy: str | None = None
+    """Instead of a run: expert, random, still or pretrained:<task>."""
+    task: str | None = None
+    """Task for built-in policies (saved policies know their own task)."""
+    episodes: int = 100
+    """Evaluation episodes, on seeds training never used."""
+    video_episodes: int = 3
+    """Episodes recorded into eval.mp4 (0 for none)."""
+    out: Path | None = None
+    """Where to write eval_results.json and eval.mp4 (default: the run directory, or runs/eval-<policy>)."""
+
+
 def main() -> None:
     # Headless machines render through EGL; this must be set before mujoco is imported.
     os.environ.setdefault("MUJOCO_GL", "egl")
+    from tidyarm.rl.train import TrainCommand
+
     command = tyro.extras.subcommand_cli_from_dict(
-        {"rollout": Rollout, "gallery": Gallery}, description="tidyarm: SO-101 sim, learning and deployment tools."
+        {"train": TrainCommand, "eval": Eval, "rollout": Rollout, "gallery": Gallery},
+        description="tidyarm: SO-101 sim, learning and deployment tools.",
     )
-    if isinstance(command, Rollout):
+    if isinstance(command, TrainCommand):
+        run_train(command)
+    elif isinstance(command, Eval):
+        run_eval(command)
+    elif isinstance(command, Rollout):
         run_rollout(command)
     elif isinstance(command, Gallery):
         run_gallery(command)
+
+
+def run_train(command) -> None:
+    from tidyarm.rl.train import resume, train
+
+    run_dir = resume(command.resume, command.config.total_steps) if command.resume else train(command.config)
+    print(f"run directory: {run_dir}")
+
+
+def run_eval(config: Eval) -> None:
+    from tidyarm.eval import evaluate, resolve_policy
+
+    if (config.run_dir is None) == (config.policy is None):
+        raise SystemExit("tidyarm eval: give either a run directory or --policy (expert, random, still, "
+                         "pretrained:<task>)")
+    spec = resolve_policy(str(config.run_dir) if config.run_dir else config.policy)
+    out = config.out or config.run_dir or Path("runs") / f"eval-{config.policy.replace(':', '-')}"
+    summary = evaluate(spec, config.episodes, config.task, out, config.video_episodes)
+    low, high = summary["success_ci95"]
+    print(f"{summary['policy']} on {summary['task']}: success {summary['success_rate']:.1%} "
+          f"(95% CI {low:.1%}-{high:.1%}) over {summary['episodes']} episodes, mean return "
+          f"{summary['mean_return']:.2f}, mean length {summary['mean_length']:.1f}")
+    print(f"results: {out / 'eval_results.json'}" + (f", video: {summary['video']}" if "video" in summary else ""))
 
 
 def run_rollout(config: Rollout) -> None:

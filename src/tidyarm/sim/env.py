@@ -17,6 +17,7 @@ for teachers, critics and experts.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import gymnasium as gym
@@ -213,3 +214,44 @@ class So101Env(gym.Env):
 def _check_choice(field: str, value, valid: tuple) -> None:
     if value not in valid:
         raise ValueError(f"unknown {field} {value!r}; valid: {list(valid)}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """How to build an env. Saved beside every policy, so training and evaluation share one factory."""
+
+    task: str = "lift"
+    """Task name: reach, lift or place."""
+    obs_mode: str = "state"
+    """Observation mode: state, pixels or state+pixels."""
+    action_mode: str = "ee"
+    """Action mode: ee, joint or joint_delta."""
+    control_hz: float = 10.0
+    """Control rate (Hz); physics runs at 200 Hz."""
+    image_size: int = 64
+    """Height and width of camera observations (pixel modes)."""
+    cameras: tuple[str, ...] = CAMERAS
+    """Cameras in pixel observations."""
+    randomize: bool = True
+    """Domain randomization with the default ranges (False turns every group off)."""
+
+    def __post_init__(self) -> None:
+        _check_choice("task", self.task, tuple(TASKS))
+        _check_choice("obs_mode", self.obs_mode, OBS_MODES)
+        _check_choice("action_mode", self.action_mode, ACTION_MODES)
+
+    def make(self, **overrides) -> So101Env:
+        """A fresh So101Env; `overrides` pass straight to So101Env (e.g. render_mode)."""
+        randomization = Randomization() if self.randomize else Randomization.off()
+        return So101Env(self.task, obs_mode=self.obs_mode, action_mode=self.action_mode, control_hz=self.control_hz,
+                        image_size=self.image_size, cameras=self.cameras, randomization=randomization, **overrides)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "cameras": list(self.cameras)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> EnvConfig:
+        unknown = set(values) - {field.name for field in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown env config field(s) {sorted(unknown)}; expected {[f.name for f in fields(cls)]}")
+        return cls(**{**values, "cameras": tuple(values.get("cameras", CAMERAS))})

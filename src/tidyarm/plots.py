@@ -1,0 +1,36 @@
+"""Learning-curve PNG (success and return against env steps) from a run's metrics.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tidyarm.rl.logger import read_metrics  # noqa: E402
+
+
+def plot_learning_curve(run_dir: Path, title: str = "") -> Path:
+    series = read_metrics(run_dir / "metrics.csv")
+    figure, (success_axis, return_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for key, axis, label in (("eval/success_rate", success_axis, "eval (deterministic)"),
+                             ("train/success_rate", success_axis, "training episodes"),
+                             ("eval/return", return_axis, "eval (deterministic)"),
+                             ("train/episode_return", return_axis, "training episodes")):
+        if key in series:
+            steps, values = zip(*series[key], strict=True)
+            axis.plot(steps, values, marker="o" if key.startswith("eval") else None, markersize=3, label=label)
+    success_axis.axhline(0.9, color="grey", linestyle=":", linewidth=1)
+    success_axis.set(xlabel="env steps", ylabel="success rate", ylim=(-0.02, 1.02), title="success")
+    return_axis.set(xlabel="env steps", ylabel="episode return", title="return")
+    for axis in (success_axis, return_axis):
+        axis.grid(alpha=0.3)
+        axis.legend(loc="lower right", fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    path = run_dir / "learning_curve.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
