@@ -17,6 +17,7 @@ Run: .venv/bin/python bench/sac_speed.py [--updates 200] [--threads 1]
 from __future__ import annotations
 
 import dataclasses
+import platform
 import statistics
 import sys
 import time
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import report  # noqa: E402
 
-from tidyarm.rl import sac as sac_module  # noqa: E402
+from tidyarm.rl import fast_linear as sac_module  # noqa: E402
 from tidyarm.rl.replay import ReplayBuffer  # noqa: E402
 from tidyarm.rl.sac import SAC, SACConfig  # noqa: E402
 
@@ -136,10 +137,10 @@ def settings(bench: BenchConfig) -> dict[str, tuple[str, int, bool, Callable[[],
     return table
 
 
-def measure(bench: BenchConfig) -> dict[str, list[float]]:
-    """Updates per second of every setting, `repeats` times, settings interleaved."""
+def measure(bench: BenchConfig, table: dict) -> dict[str, list[float]]:
+    """Updates per second of every setting in `table`, `repeats` times, settings interleaved."""
     torch.manual_seed(0)
-    calls = {name: factory() for name, (*_, factory) in settings(bench).items()}
+    calls = {name: factory() for name, (*_, factory) in table.items()}
     for call in calls.values():  # warm-up: allocator, oneDNN kernel selection, optimizer state
         call()
         call()
@@ -153,23 +154,38 @@ def measure(bench: BenchConfig) -> dict[str, list[float]]:
     return rates
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else the platform's machine type."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
 def main(bench: BenchConfig) -> None:
     torch.set_num_threads(bench.threads)
-    rates = measure(bench)
+    table = settings(bench)
+    rates = measure(bench, table)
     medians = {name: statistics.median(values) for name, values in rates.items()}
     baseline = {2: medians.get("SB3 SAC"), 10: medians.get("SB3 SAC 10 critics")}
     rows = []
-    for name, (implementation, critics, layer_norm, _) in settings(bench).items():
+    for name, (implementation, critics, layer_norm, _) in table.items():
         reference = baseline[critics] if implementation == "tidyarm" else None
         rows.append({
             "setting": name, "implementation": implementation, "critics": critics, "layer_norm": layer_norm,
             "updates_per_s": medians[name], "min": min(rates[name]), "max": max(rates[name]),
             "vs_sb3": medians[name] / reference if reference else None,
-            "threads": bench.threads, "batch_size": bench.batch_size, "hidden": [256, 256],
+            "cpu": cpu_model(), "threads": bench.threads, "batch_size": bench.batch_size, "hidden": [256, 256],
             "torch": torch.__version__, "updates": bench.updates, "repeats": bench.repeats,
         })
     report("sac_speed", rows, ["setting", "implementation", "critics", "layer_norm", "updates_per_s", "min", "max",
                                "vs_sb3"])
+    for row in rows:
+        if row["vs_sb3"] is not None:
+            target = " (target >= 1.5x)" if row["setting"] == "SAC" else ""
+            print(f"{row['setting']}: {row['vs_sb3']:.2f}x stable-baselines3 with {row['critics']} critics{target}")
 
 
 if __name__ == "__main__":

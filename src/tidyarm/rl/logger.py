@@ -14,7 +14,7 @@ class RunLogger:
         if start_step and self.csv_path.exists():
             self._drop_rows_after(start_step)  # a resumed run rewrites what came after its checkpoint
         new_file = not self.csv_path.exists()
-        self._csv_file = open(self.csv_path, "a", newline="")
+        self._csv_file = open(self.csv_path, "a", newline="")  # noqa: SIM115 (kept open for the whole run)
         self._csv = csv.writer(self._csv_file)
         if new_file:
             self._csv.writerow(["step", "key", "value"])

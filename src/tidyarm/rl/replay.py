@@ -117,7 +117,7 @@ class ReplayBuffer:
         return batch
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Flat dict of numpy arrays: the filled part of every field plus capacity, size and cursor."""
+        """Flat dict of numpy arrays (views, not copies): the filled part of every field plus capacity, size, cursor."""
         state = {name: array[: self._size] for name, array in self._arrays.items()}
         state["capacity"] = np.array(self.capacity, dtype=np.int64)
         state["size"] = np.array(self._size, dtype=np.int64)

@@ -1,9 +1,10 @@
 """Soft actor-critic with the RLPD options (critic ensemble, random-subset min target, LayerNorm, high UTD).
 
-Reads top to bottom: config, networks, the agent (act / update), checkpoint state, the deployable policy.
+Reads top to bottom: config, the agent (act / update), checkpoint state, the deployable policy; the
+networks live in networks.py.
 
 Speed notes (CPU, batch 256, 256-wide layers; bench/sac_speed.py measures them against stable-baselines3):
-- CPU float32 GEMMs go through oneDNN (see ONEDNN_MATMUL), about 2x faster than the default BLAS path here;
+- CPU float32 GEMMs go through oneDNN (fast_linear.py), about 2x faster than the default BLAS path here;
 - each critic layer keeps one stacked weight (num_critics, out, in): one `baddbmm` per layer on GPU;
 - the target forward computes only the `num_min_critics` target members it takes the min over;
 - the actor loss backpropagates through frozen critic weights, skipping their unused weight gradients;
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,11 +23,10 @@ from contextlib import contextmanager
 import gymnasium
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-# Bounds of the actor's log standard deviation: wide enough to explore, narrow enough to keep log-probs finite.
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+from tidyarm.rl.networks import Actor, CriticEnsemble
+
 _BATCH_KEYS = ("obs", "action", "reward", "next_obs", "discount", "terminated")
 
 
@@ -104,161 +103,7 @@ class SACConfig:
         return cls(**{**recipe, **overrides})
 
 
-# ---------------------------------------------------------------------------------------------------- networks
-
-ONEDNN_MATMUL = True
-"""Run CPU float32 linear layers through oneDNN instead of PyTorch's default BLAS (set False to compare).
-
-Why: on AVX-512 CPUs where MKL stays on its AVX2 path (measured on an AMD EPYC), oneDNN's fp32 GEMM is about
-2x faster for the 256-wide layers SAC uses; results agree to float32 rounding (tests/test_sac.py checks).
-"""
-
-
-@functools.cache
-def _onednn_usable() -> bool:
-    """Whether this PyTorch build ships the oneDNN linear kernel and it agrees with F.linear."""
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
-        return False
-    # Fixed inputs, not torch.randn: this check must not consume the global random stream.
-    x = torch.linspace(-1.0, 1.0, 12).reshape(4, 3)
-    weight, bias = torch.linspace(0.5, -0.5, 6).reshape(2, 3), torch.tensor([0.1, -0.2])
-    try:
-        return bool(torch.allclose(_onednn_gemm(x, weight, bias), F.linear(x, weight, bias), atol=1e-5))
-    except RuntimeError:  # a build without the CPU kernel registered
-        return False
-
-
-def _onednn_gemm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """a @ b.T (+ bias) for 2-D float32 CPU tensors."""
-    return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
-
-
-class _OneDnnLinear(torch.autograd.Function):
-    """F.linear whose forward and backward GEMMs all run in oneDNN."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return _onednn_gemm(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        x, weight = ctx.saved_tensors
-        needs_x, needs_weight, needs_bias = ctx.needs_input_grad
-        grad_x = _onednn_gemm(grad_out, weight.t()) if needs_x else None  # (B, out) @ (out, in)
-        grad_weight = _onednn_gemm(grad_out.t(), x.t()) if needs_weight else None  # (out, B) @ (B, in)
-        grad_bias = grad_out.sum(0) if ctx.has_bias and needs_bias else None
-        return grad_x, grad_weight, grad_bias
-
-
-def _onednn_applies(x: torch.Tensor) -> bool:
-    return ONEDNN_MATMUL and x.device.type == "cpu" and x.dtype == torch.float32 and _onednn_usable()
-
-
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """F.linear (x @ weight.T + bias), through oneDNN for 2-D float32 CPU inputs when enabled and usable."""
-    # oneDNN's fixed cost (~15 us) only pays off on matrix-shaped products, not on batch-1 or 1-output ones.
-    if x.dim() == 2 and min(x.shape[0], weight.shape[0]) >= 16 and _onednn_applies(x):
-        return _OneDnnLinear.apply(x, weight, bias)
-    return F.linear(x, weight, bias)
-
-
-class Actor(nn.Module):
-    """Tanh-squashed diagonal Gaussian policy: obs (B, obs_dim) -> action in [-1, 1]^action_dim."""
-
-    def __init__(self, obs_dim: int, action_dim: int, hidden_dims: tuple[int, ...]):
-        super().__init__()
-        widths = (obs_dim, *hidden_dims)
-        self.trunk = nn.ModuleList(nn.Linear(i, o) for i, o in zip(widths[:-1], widths[1:]))
-        self.head = nn.Linear(widths[-1], 2 * action_dim)
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-std of the pre-tanh Gaussian, each (B, action_dim)."""
-        x = obs
-        for layer in self.trunk:
-            x = F.relu(linear(x, layer.weight, layer.bias))
-        mean, raw_log_std = linear(x, self.head.weight, self.head.bias).chunk(2, dim=-1)
-        # A smooth squash into [LOG_STD_MIN, LOG_STD_MAX] instead of a clamp keeps gradients alive at the bounds.
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw_log_std) + 1.0)
-        return mean, log_std
-
-    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reparameterized action (B, action_dim) and its log-probability (B,) under the squashed Gaussian."""
-        mean, log_std = self(obs)
-        noise = torch.randn_like(mean)
-        pre_tanh = mean + log_std.exp() * noise
-        gaussian_log_prob = (-0.5 * noise.square() - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * mean.shape[-1]
-        # log(1 - tanh(u)^2) written as 2 * (log 2 - u - softplus(-2u)): exact and stable for large |u|.
-        squash_correction = (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
-        return torch.tanh(pre_tanh), gaussian_log_prob - squash_correction
-
-
-class CriticEnsemble(nn.Module):
-    """`num_critics` Q-networks Q(obs, action) with stacked weights; forward returns (members, B).
-
-    Each layer's weight is one tensor (num_critics, out, in), so on GPU a layer is one `baddbmm` whatever the
-    ensemble size. On CPU the members run one after another through oneDNN GEMMs instead: the arithmetic is
-    the same and the kernel is about 2x faster than the batched BLAS one (see ONEDNN_MATMUL).
-    """
-
-    def __init__(self, obs_dim: int, action_dim: int, hidden_dims: tuple[int, ...], num_critics: int,
-                 layer_norm: bool):
-        super().__init__()
-        widths = (obs_dim + action_dim, *hidden_dims, 1)
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
-            bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default initialization, for every member
-            self.weights.append(nn.Parameter(torch.empty(num_critics, fan_out, fan_in).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(num_critics, fan_out).uniform_(-bound, bound)))
-        self.norm_weights = self.norm_biases = None
-        if layer_norm:  # a LayerNorm (with its own gain and bias per member) after every hidden layer
-            self.norm_weights = nn.ParameterList(torch.ones(num_critics, width) for width in hidden_dims)
-            self.norm_biases = nn.ParameterList(torch.zeros(num_critics, width) for width in hidden_dims)
-
-    def forward(self, obs: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        """Q values (num_critics, B), or (len(members), B) for the members picked by index."""
-        x = torch.cat([obs, action], dim=-1)  # (B, obs_dim + action_dim), shared by every member
-        layers = []  # per layer: (weight (M, out, in), bias (M, out), norm weight (M, out) or None, norm bias)
-        for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            has_norm = self.norm_weights is not None and index < len(self.norm_weights)
-            norm = (self.norm_weights[index], self.norm_biases[index]) if has_norm else (None, None)
-            layers.append((weight, bias, *norm))
-        if members is not None:
-            layers = [tuple(None if t is None else t[members] for t in layer) for layer in layers]
-        if _onednn_applies(x):
-            return self._forward_member_by_member(x, layers)
-        return self._forward_batched(x, layers)
-
-    @staticmethod
-    def _forward_member_by_member(x: torch.Tensor, layers: list[tuple]) -> torch.Tensor:
-        # Unbind each stacked tensor once, so autograd gathers all members' gradients in one stack.
-        unbound = [[t.unbind(0) if t is not None else None for t in layer] for layer in layers]
-        num_members = len(unbound[0][0])
-        q_values = []
-        for member in range(num_members):
-            h = x
-            for index, (weight, bias, norm_weight, norm_bias) in enumerate(unbound):
-                h = linear(h, weight[member], bias[member])  # (B, out)
-                if index == len(unbound) - 1:
-                    break
-                if norm_weight is not None:
-                    h = F.layer_norm(h, h.shape[-1:], norm_weight[member], norm_bias[member])
-                h = F.relu(h)
-            q_values.append(h.squeeze(-1))
-        return torch.stack(q_values)  # (M, B)
-
-    @staticmethod
-    def _forward_batched(x: torch.Tensor, layers: list[tuple]) -> torch.Tensor:
-        h = x.expand(layers[0][0].shape[0], *x.shape)  # (M, B, in) without a copy
-        for index, (weight, bias, norm_weight, norm_bias) in enumerate(layers):
-            h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))  # (M, B, out)
-            if index == len(layers) - 1:
-                break
-            if norm_weight is not None:
-                h = torch.addcmul(norm_bias.unsqueeze(1), F.layer_norm(h, h.shape[-1:]), norm_weight.unsqueeze(1))
-            h = F.relu(h)
-        return h.squeeze(-1)  # (M, B)
+# ------------------------------------------------------------------------------------------ optimization
 
 
 @contextmanager
@@ -274,10 +119,10 @@ def _frozen(module: nn.Module) -> Iterator[None]:
             parameter.requires_grad_(True)
 
 
-def _adam(parameters, lr: float, device: torch.device) -> torch.optim.Adam:
+def _adam(param_groups: list[dict], device: torch.device) -> torch.optim.Adam:
     # The fused kernel updates every tensor in one call; it exists for CPU and CUDA float32 tensors.
     fused = device.type in ("cpu", "cuda")
-    return torch.optim.Adam(parameters, lr=lr, fused=fused, foreach=None if fused else True)
+    return torch.optim.Adam(param_groups, fused=fused, foreach=None if fused else True)
 
 
 # ------------------------------------------------------------------------------------------------------- agent
@@ -306,9 +151,11 @@ class SAC:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
-        self.actor_optimizer = _adam(self.actor.parameters(), config.actor_lr, self.device)
-        self.critic_optimizer = _adam(self.critic.parameters(), config.critic_lr, self.device)
-        self.alpha_optimizer = _adam([self.log_alpha], config.alpha_lr, self.device)
+        # One optimizer for the actor and the temperature (own learning rates): their losses share a backward.
+        self.actor_optimizer = _adam([{"params": list(self.actor.parameters()), "lr": config.actor_lr},
+                                      {"params": [self.log_alpha], "lr": config.alpha_lr}], self.device)
+        self.critic_optimizer = _adam([{"params": list(self.critic.parameters()), "lr": config.critic_lr}],
+                                      self.device)
         self.num_updates = 0
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
@@ -329,10 +176,7 @@ class SAC:
                 obs_tensor = obs_tensor.unsqueeze(0)
             if obs_tensor.dim() != 2 or obs_tensor.shape[1] != self.obs_dim:
                 raise ValueError(f"obs shape {tuple(np.shape(obs))}; expected ({self.obs_dim},) or (B, {self.obs_dim})")
-            if eval_mode:
-                action = torch.tanh(self.actor(obs_tensor)[0])
-            else:
-                action = self.actor.sample(obs_tensor)[0]
+            action = torch.tanh(self.actor(obs_tensor)[0]) if eval_mode else self.actor.sample(obs_tensor)[0]
             action = action.cpu().numpy()
         return action[0] if single else action
 
@@ -340,33 +184,35 @@ class SAC:
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One critic step on `batch`, plus an actor and temperature step every `actor_update_every` calls."""
-        tensors = self._to_tensors(batch)
-        metrics = self._update_step(*(tensors[key] for key in _BATCH_KEYS))
-        return {name: float(value) for name, value in metrics.items()}
+        return self.update_many(lambda: batch, 1)
 
     def update_many(self, sample_fn: Callable[[], dict[str, np.ndarray]], num_updates: int) -> dict[str, float]:
-        """`num_updates` updates (the UTD ratio), each on a fresh `sample_fn()` batch; returns mean metrics."""
+        """`num_updates` updates (the UTD ratio), each on a fresh `sample_fn()` batch; returns mean metrics.
+
+        Actor metrics are averaged over the updates that stepped the actor, and absent if none did.
+        """
         if num_updates < 1:
             raise ValueError(f"num_updates={num_updates}; expected an integer >= 1")
-        batches = [sample_fn() for _ in range(num_updates)]
-        # One stack and one tensor conversion per key for all updates; each update then slices a view.
-        stacked = self._to_tensors({key: np.stack([batch[key] for batch in batches]) for key in _BATCH_KEYS})
+        stacked = self._to_tensors([sample_fn() for _ in range(num_updates)])
         history: dict[str, list[torch.Tensor]] = {}
         for index in range(num_updates):
-            metrics = self._update_step(*(stacked[key][index] for key in _BATCH_KEYS))
+            metrics = self._update_step(*(stacked[key][index] for key in _BATCH_KEYS))  # views, no copies
             for name, value in metrics.items():
                 history.setdefault(name, []).append(value)
         means = torch.stack([torch.stack(values).mean() for values in history.values()])
-        return dict(zip(history, means.tolist()))  # one device-to-host read for every metric
+        return dict(zip(history, means.tolist(), strict=True))  # one device-to-host read for every metric
 
-    def _to_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        missing = [key for key in _BATCH_KEYS if key not in batch]
+    def _to_tensors(self, batches: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+        """(U, B, ...) tensors from U batches: one numpy stack and one host-to-device copy per key."""
+        missing = [key for key in _BATCH_KEYS if key not in batches[0]]
         if missing:
             raise ValueError(f"batch is missing {missing}; expected keys {list(_BATCH_KEYS)}")
+        if isinstance(batches[0]["obs"], dict):
+            raise ValueError(f"batch obs is a dict with keys {sorted(batches[0]['obs'])}; SAC takes flat vectors")
         tensors = {}
         for key in _BATCH_KEYS:
             dtype = np.bool_ if key == "terminated" else np.float32
-            array = np.ascontiguousarray(batch[key], dtype=dtype)
+            array = np.stack([batch[key] for batch in batches]).astype(dtype, copy=False)
             tensors[key] = torch.from_numpy(array).to(self.device, non_blocking=True)
         return tensors
 
@@ -407,23 +253,19 @@ class SAC:
         q_policy = q.min(dim=0).values if self.config.actor_q == "min" else q.mean(dim=0)
         alpha = self.log_alpha.detach().exp()
         actor_loss = (alpha * log_prob - q_policy).mean()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optimizer.step()
-
         entropy = -log_prob.detach().mean()
         alpha_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
-        self.alpha_optimizer.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_optimizer.step()
+        # Each loss sees the other's variable detached, so one backward gives both exactly their own gradients.
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        (actor_loss + alpha_loss).backward()
+        self.actor_optimizer.step()
         return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach(), "alpha": alpha,
                 "entropy": entropy}
 
     # -- checkpoint state -------------------------------------------------------------------------------------
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
-                "alpha_optimizer": self.alpha_optimizer}
+        return {"actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer}
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
@@ -453,10 +295,12 @@ class SAC:
                     for key, value in module.state_dict().items()}
         expected["log_alpha"] = self.log_alpha
         optimizer_keys = {key for key in tensors if key.split(".")[0] in self._optimizers()}
-        for key in sorted(set(expected) - set(tensors)):
-            raise ValueError(f"state_dict is missing field {key!r}")
-        for key in sorted(set(tensors) - set(expected) - optimizer_keys - {"num_updates"}):
-            raise ValueError(f"state_dict has unexpected field {key!r}")
+        missing = sorted(set(expected) - set(tensors))
+        if missing:
+            raise ValueError(f"state_dict is missing field {missing[0]!r} ({len(missing)} missing in all)")
+        unexpected = sorted(set(tensors) - set(expected) - optimizer_keys - {"num_updates"})
+        if unexpected:
+            raise ValueError(f"state_dict has unexpected field {unexpected[0]!r} ({len(unexpected)} in all)")
         for key, value in expected.items():
             if tuple(tensors[key].shape) != tuple(value.shape):
                 raise ValueError(f"state_dict field {key!r} has shape {tuple(tensors[key].shape)}; "

@@ -116,7 +116,7 @@ class Trainer:
         self.agent = SAC(obs_dim, action_dim, config.sac, device=config.device)
         self.online = ReplayBuffer(self.env.observation_space, action_dim, capacity=config.total_steps)
         self.offline = None
-        self.step = 0
+        self.step = self.saved_step = 0
         if resume:
             self._restore()
         else:
@@ -129,42 +129,54 @@ class Trainer:
 
     # -- main loop -----------------------------------------------------------------------------------------
     def run(self) -> Path:
-        config, sac = self.config, self.config.sac
-        accumulator = NStepAccumulator(sac.n_step, sac.gamma)
-        obs, _ = self.env.reset(seed=config.seed + self.step)  # a resumed run starts a fresh episode
-        episode_return, episode_success, update_metrics = 0.0, False, {}
-        bar = tqdm(total=config.total_steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=2.0,
-                   desc=f"{config.task}/{config.algo}")
-        started = time.perf_counter()
-        while self.step < config.total_steps:
-            action = self._explore(obs)
-            next_obs, reward, terminated, truncated, info = self.env.step(action)
-            for transition in accumulator.push(obs, action, reward, next_obs, terminated, truncated):
-                self.online.add(*transition)
-            episode_return, episode_success = episode_return + reward, episode_success or info["success"]
-            obs = next_obs
-            self.step += 1
-            if terminated or truncated:
-                self.successes.append(episode_success)
-                self.logger.log(self.step, {"episode_return": episode_return, "success": float(episode_success),
-                                            "success_rate": float(np.mean(self.successes))}, "train")
-                obs, _ = self.env.reset()
-                episode_return, episode_success = 0.0, False
-            if self.step >= sac.learning_starts:
-                update_metrics = self.agent.update_many(self._sample, sac.utd_ratio)
-            bar.update(1)
-            if self.step % config.log_every == 0:
-                self._log_progress(bar, update_metrics, started)
-            if self.step % config.eval_every == 0 or self.step == config.total_steps:
-                if self._evaluate() >= config.stop_success:
-                    break
-            if self.step % config.checkpoint_every == 0 or self.step == config.total_steps:
-                self._checkpoint()
-        bar.close()
-        self._checkpoint()
+        config = self.config
+        self.accumulator = NStepAccumulator(config.sac.n_step, config.sac.gamma)
+        self.obs, _ = self.env.reset(seed=config.seed + self.step)  # a resumed run starts a fresh episode
+        self.episode_return, self.episode_success, self.update_metrics = 0.0, False, {}
+        self.started, self.bar = time.perf_counter(), tqdm(
+            total=config.total_steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=2.0,
+            desc=f"{config.task}/{config.algo}")
+        stop = False
+        while self.step < config.total_steps and not stop:
+            self._collect_step()
+            if self.step >= config.sac.learning_starts:
+                self.update_metrics = self.agent.update_many(self._sample, config.sac.utd_ratio)
+            stop = self._periodic()
+        self.bar.close()
+        if self.saved_step != self.step:
+            self._checkpoint()
         self.logger.close()
         plot_learning_curve(self.run_dir, f"{config.task} / {config.algo} / seed {config.seed}")
         return self.run_dir
+
+    def _collect_step(self) -> None:
+        action = self._explore(self.obs)
+        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        for transition in self.accumulator.push(self.obs, action, reward, next_obs, terminated, truncated):
+            self.online.add(*transition)
+        self.episode_return += reward
+        self.episode_success |= info["success"]
+        self.obs = next_obs
+        self.step += 1
+        self.bar.update(1)
+        if terminated or truncated:
+            self.successes.append(self.episode_success)
+            self.logger.log(self.step, {"episode_return": self.episode_return,
+                                        "success_rate": float(np.mean(self.successes))}, "train")
+            self.obs, _ = self.env.reset()
+            self.episode_return, self.episode_success = 0.0, False
+
+    def _periodic(self) -> bool:
+        """Logging, evaluation and checkpoints on their schedules; True when training should stop early."""
+        config, last = self.config, self.step == self.config.total_steps
+        stop = False
+        if self.step % config.log_every == 0:
+            self._log_progress()
+        if self.step % config.eval_every == 0 or last:
+            stop = self._evaluate() >= config.stop_success
+        if self.step % config.checkpoint_every == 0 or last or stop:
+            self._checkpoint()
+        return stop
 
     def _explore(self, obs: np.ndarray) -> np.ndarray:
         if self.step < self.config.sac.learning_starts:
@@ -175,11 +187,11 @@ class Trainer:
         return sample_mixed(self.online, self.offline, self.config.sac.batch_size, self.rng,
                             self.config.sac.offline_fraction)
 
-    def _log_progress(self, bar: tqdm, update_metrics: dict, started: float) -> None:
+    def _log_progress(self) -> None:
         recent = float(np.mean(self.successes)) if self.successes else 0.0
-        self.logger.log(self.step, {**update_metrics, "steps_per_second": self.step / (time.perf_counter() - started)},
+        self.logger.log(self.step, {**self.update_metrics, "steps_per_second": self.bar.format_dict["rate"] or 0.0},
                         "train")
-        bar.set_postfix(success=f"{recent:.2f}", eval=f"{self.eval_success:.2f}", refresh=False)
+        self.bar.set_postfix(success=f"{recent:.2f}", eval=f"{self.eval_success:.2f}", refresh=False)
 
     def _evaluate(self) -> float:
         episodes, _ = run_episodes(self.eval_env, lambda obs: self.agent.act(obs, eval_mode=True),
@@ -201,6 +213,7 @@ class Trainer:
         buffers = {"online": self.online, **({"offline": self.offline} if self.offline else {})}
         save_checkpoint(self.run_dir, tensors, buffers, self._meta())
         export_policy(self.run_dir, self.agent, self.config.env_config(), algo=self.config.algo, step=self.step)
+        self.saved_step = self.step
 
     def _restore(self) -> None:
         path = find_checkpoint(self.run_dir)
@@ -221,7 +234,7 @@ class Trainer:
             self.offline = ReplayBuffer(self.env.observation_space, self.agent.action_dim, capacity)
             self.offline.load(path / "offline.npz")
         self.rng.bit_generator.state = meta["rng_state"]
-        self.step = int(meta["step"])
+        self.step = self.saved_step = int(meta["step"])
 
 
 @dataclass(frozen=True)
