@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -166,9 +167,18 @@ class ReplayBuffer:
 
     def load(self, path: str | os.PathLike) -> None:
         """Read a file written by `save`; raises ValueError naming the file and the first mismatching field."""
+        self.load_state_dict(read_npz(path), source=str(path))
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array in an .npz file; a missing, truncated or foreign file raises an error naming it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
         with np.load(path, allow_pickle=False) as data:
-            state = {name: data[name] for name in data.files}
-        self.load_state_dict(state, source=str(path))
+            return {name: data[name] for name in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path} is not a readable replay file ({error}); it is corrupt or truncated") from error
 
 
 class NStepTransition(NamedTuple):

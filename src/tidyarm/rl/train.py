@@ -25,7 +25,7 @@ from tidyarm.rl.checkpoint import check_meta, find_checkpoint, load_tensors, rea
 from tidyarm.rl.demos import collect_demos
 from tidyarm.rl.logger import RunLogger
 from tidyarm.rl.policy_io import export_policy
-from tidyarm.rl.replay import NStepAccumulator, ReplayBuffer, sample_mixed
+from tidyarm.rl.replay import NStepAccumulator, ReplayBuffer, read_npz, sample_mixed
 from tidyarm.rl.sac import SAC, SACConfig
 from tidyarm.rollout import run_episodes
 from tidyarm.sim.env import EnvConfig
@@ -132,6 +132,7 @@ class Trainer:
         config = self.config
         self.accumulator = NStepAccumulator(config.sac.n_step, config.sac.gamma)
         self.obs, _ = self.env.reset(seed=config.seed + self.step)  # a resumed run starts a fresh episode
+        self.env.action_space.seed(config.seed + self.step)  # random warm-up actions are repeatable too
         self.episode_return, self.episode_success, self.update_metrics = 0.0, False, {}
         self.started, self.bar = time.perf_counter(), tqdm(
             total=config.total_steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=2.0,
@@ -229,8 +230,7 @@ class Trainer:
             raise ValueError(f"{path / 'agent.safetensors'}: {error}") from error
         self.online.load(path / "online.npz")
         if (path / "offline.npz").is_file():
-            with np.load(path / "offline.npz") as saved:
-                capacity = int(saved["capacity"])
+            capacity = int(read_npz(path / "offline.npz")["capacity"])
             self.offline = ReplayBuffer(self.env.observation_space, self.agent.action_dim, capacity)
             self.offline.load(path / "offline.npz")
         self.rng.bit_generator.state = meta["rng_state"]

@@ -97,8 +97,7 @@ class PickExpert(Expert):
 
     def cube_yaw_error(self) -> float:
         """Roll change that lines the jaw up with the nearest cube face (cube symmetric every 90 deg)."""
-        quat = self.env.data.xquat[self.env.task.cube_body]
-        cube_yaw = 2.0 * np.arctan2(quat[3], quat[0])
+        cube_yaw = self.env.task.cube_yaw(self.env.data)
         return float((cube_yaw - self.jaw_yaw() + np.pi / 4) % (np.pi / 2) - np.pi / 4)
 
     def roll_joint(self) -> float:

@@ -102,7 +102,17 @@ class CubeTask(Task):
         quat = data.xquat[self.cube_body].copy()
         quat *= np.sign(quat[0]) or 1.0  # q and -q are the same rotation
         tool = data.site_xpos[self.kin.site_id]
-        return {"cube_pos": self.cube_pos(data), "cube_quat": quat, "cube_to_tool": self.cube_pos(data) - tool}
+        # Yaw of the cube relative to the jaw's closing direction, as sin/cos of 4x the angle: a cube looks
+        # the same every quarter turn, so this is what lining the jaw up with a face depends on.
+        jaw = data.site_xmat[self.kin.site_id].reshape(3, 3)[:, 0]
+        relative_yaw = 4.0 * (self.cube_yaw(data) - np.arctan2(jaw[1], jaw[0]))
+        return {"cube_pos": self.cube_pos(data), "cube_quat": quat, "cube_to_tool": self.cube_pos(data) - tool,
+                "cube_yaw_to_jaw": np.array([np.sin(relative_yaw), np.cos(relative_yaw)])}
+
+    def cube_yaw(self, data: mujoco.MjData) -> float:
+        """Yaw (rad) of the cube about the vertical (exact while it rests flat)."""
+        quat = data.xquat[self.cube_body]
+        return float(2.0 * np.arctan2(quat[3], quat[0]))
 
     def grasp_terms(self, data: mujoco.MjData) -> tuple[float, bool, bool]:
         """(reach in [0, 1], grasped: both pads on the cube, gripper touches the cube at all)."""
