@@ -23,7 +23,7 @@ from tidyarm.eval import EVAL_SEED
 from tidyarm.plots import plot_learning_curve
 from tidyarm.rl.checkpoint import check_meta, find_checkpoint, load_tensors, read_json, save_checkpoint, write_json
 from tidyarm.rl.demos import collect_demos
-from tidyarm.rl.logger import RunLogger
+from tidyarm.rl.logger import RunLogger, read_metrics
 from tidyarm.rl.policy_io import export_policy
 from tidyarm.rl.replay import NStepAccumulator, ReplayBuffer, read_npz, sample_mixed
 from tidyarm.rl.sac import SAC, SACConfig
@@ -134,21 +134,37 @@ class Trainer:
         self.obs, _ = self.env.reset(seed=config.seed + self.step)  # a resumed run starts a fresh episode
         self.env.action_space.seed(config.seed + self.step)  # random warm-up actions are repeatable too
         self.episode_return, self.episode_success, self.update_metrics = 0.0, False, {}
+        self.seconds = {"env": 0.0, "update": 0.0}
         self.started, self.bar = time.perf_counter(), tqdm(
             total=config.total_steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=2.0,
             desc=f"{config.task}/{config.algo}")
         stop = False
         while self.step < config.total_steps and not stop:
+            tick = time.perf_counter()
             self._collect_step()
+            tock = time.perf_counter()
             if self.step >= config.sac.learning_starts:
                 self.update_metrics = self.agent.update_many(self._sample, config.sac.utd_ratio)
+            self.seconds["env"] += tock - tick
+            self.seconds["update"] += time.perf_counter() - tock
             stop = self._periodic()
         self.bar.close()
         if self.saved_step != self.step:
             self._checkpoint()
         self.logger.close()
         plot_learning_curve(self.run_dir, f"{config.task} / {config.algo} / seed {config.seed}")
+        self._write_summary()
         return self.run_dir
+
+    def _write_summary(self) -> None:
+        """summary.json: steps, wall time split, and the first evaluation at or above 90% success."""
+        evaluations = read_metrics(self.run_dir / "metrics.csv").get("eval/success_rate", [])
+        wall = time.perf_counter() - self.started
+        write_json(self.run_dir / "summary.json", {
+            "steps": self.step, "wall_seconds_this_session": wall,
+            "env_share": self.seconds["env"] / wall, "update_share": self.seconds["update"] / wall,
+            "steps_to_90": next((step for step, success in evaluations if success >= 0.9), None),
+            "final_eval_success": evaluations[-1][1] if evaluations else None})
 
     def _collect_step(self) -> None:
         action = self._explore(self.obs)

@@ -20,6 +20,8 @@ JOINT_NAMES: tuple[str, ...] = (
 )
 ARM_JOINTS = JOINT_NAMES[:5]
 TOOL_SITE = "tool"
+ARM_SITES = (TOOL_SITE, "fixed_jaw_tip", "moving_jaw_tip")
+JAW_PADS = ("fixed_jaw", "moving_jaw")  # the geoms that hold an object
 WRIST_CAMERA = "wrist"
 
 # Gripper joint targets (rad): a little past closed so the servo squeezes, and a wide-open jaw

@@ -13,7 +13,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from tidyarm.sim.robot import ARM_JOINTS, ARM_XML, JOINT_NAMES, TOOL_SITE, WRIST_CAMERA
+from tidyarm.sim.robot import ARM_JOINTS, ARM_SITES, ARM_XML, JAW_PADS, JOINT_NAMES, WRIST_CAMERA
 
 OBJECTS = ("cube", "bowl", "can", "bottle", "target")
 TABLE_TOP = 0.0  # the arm's base stands on the table top
@@ -51,8 +51,11 @@ def _check_arm(spec: mujoco.MjSpec, arm_xml: str | Path) -> None:
     missing = [name for name in JOINT_NAMES if name not in joints]
     if missing:
         raise ValueError(f"arm model {arm_xml} lacks joints {missing}; expected the SO-101 names {list(JOINT_NAMES)}")
-    if spec.site(TOOL_SITE) is None or spec.camera(WRIST_CAMERA) is None:
-        raise ValueError(f"arm model {arm_xml} needs a site '{TOOL_SITE}' and a camera '{WRIST_CAMERA}'")
+    missing = [f"site {name}" for name in ARM_SITES if spec.site(name) is None]
+    missing += [f"geom {name}" for name in JAW_PADS if spec.geom(name) is None]
+    missing += [f"camera {WRIST_CAMERA}"] if spec.camera(WRIST_CAMERA) is None else []
+    if missing:
+        raise ValueError(f"arm model {arm_xml} lacks {missing}; see src/tidyarm/sim/assets/so101.xml")
     actuated = {actuator.target for actuator in spec.actuators}
     if not set(ARM_JOINTS) | {"gripper"} <= actuated:
         raise ValueError(f"arm model {arm_xml} needs a position actuator on each of {list(JOINT_NAMES)}")

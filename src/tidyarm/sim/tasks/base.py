@@ -12,6 +12,7 @@ import mujoco
 import numpy as np
 
 from tidyarm.sim.control import ArmKinematics
+from tidyarm.sim.robot import JAW_PADS
 from tidyarm.sim.scene import TABLE_TOP
 
 
@@ -39,9 +40,9 @@ class Task:
             raise ValueError(f"unknown reward term(s) {sorted(unknown)} for task '{self.name}'; "
                              f"valid terms: {sorted(self.weights)}")
         self.weights.update(weights or {})
-        pads = ("fixed_jaw", "moving_jaw")
-        self.pad_geoms = tuple(model.geom(name).id for name in pads)
+        self.pad_geoms = tuple(model.geom(name).id for name in JAW_PADS)
         self.gripper_bodies = {model.body("gripper").id, model.body("moving_jaw").id}
+        self.jaw_tip_sites = (model.site("fixed_jaw_tip").id, model.site("moving_jaw_tip").id)
 
     # -- to override ---------------------------------------------------------------------------
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
@@ -64,6 +65,15 @@ class Task:
         r = rng.uniform(*radius)
         theta = rng.uniform(-angle, angle)
         return self.kin.pan_axis_xy + r * np.array([np.cos(theta), np.sin(theta)])
+
+    def grasp_center(self, data: mujoco.MjData) -> np.ndarray:
+        """Midpoint between the jaw tips' inner faces: where an object sits before the jaw closes on it.
+
+        The SO-101's jaws are lopsided (the moving jaw swings away from a fixed one), so this point moves
+        with the opening; it equals the tool point when the jaw is closed.
+        """
+        fixed, moving = self.jaw_tip_sites
+        return 0.5 * (data.site_xpos[fixed] + data.site_xpos[moving])
 
     def touching(self, data: mujoco.MjData, geom_id: int) -> tuple[bool, bool, bool]:
         """(fixed pad touches, moving pad touches, any gripper geom touches) the given geom."""
@@ -101,12 +111,12 @@ class CubeTask(Task):
     def cube_features(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
         quat = data.xquat[self.cube_body].copy()
         quat *= np.sign(quat[0]) or 1.0  # q and -q are the same rotation
-        tool = data.site_xpos[self.kin.site_id]
         # Yaw of the cube relative to the jaw's closing direction, as sin/cos of 4x the angle: a cube looks
         # the same every quarter turn, so this is what lining the jaw up with a face depends on.
         jaw = data.site_xmat[self.kin.site_id].reshape(3, 3)[:, 0]
         relative_yaw = 4.0 * (self.cube_yaw(data) - np.arctan2(jaw[1], jaw[0]))
-        return {"cube_pos": self.cube_pos(data), "cube_quat": quat, "cube_to_tool": self.cube_pos(data) - tool,
+        return {"cube_pos": self.cube_pos(data), "cube_quat": quat,
+                "cube_to_grasp": self.cube_pos(data) - self.grasp_center(data),
                 "cube_yaw_to_jaw": np.array([np.sin(relative_yaw), np.cos(relative_yaw)])}
 
     def cube_yaw(self, data: mujoco.MjData) -> float:
@@ -116,9 +126,9 @@ class CubeTask(Task):
 
     def grasp_terms(self, data: mujoco.MjData) -> tuple[float, bool, bool]:
         """(reach in [0, 1], grasped: both pads on the cube, gripper touches the cube at all)."""
-        distance = np.linalg.norm(self.cube_pos(data) - data.site_xpos[self.kin.site_id])
+        distance = np.linalg.norm(self.cube_pos(data) - self.grasp_center(data))
         fixed, moving, any_contact = self.touching(data, self.cube_geom)
-        return 1.0 - np.tanh(10.0 * distance), fixed and moving, any_contact
+        return 1.0 - np.tanh(5.0 * distance), fixed and moving, any_contact
 
     def fell_off_table(self, data: mujoco.MjData) -> bool:
         return bool(self.cube_pos(data)[2] < TABLE_TOP - 0.05)

@@ -15,7 +15,7 @@ class Lift(CubeTask):
     max_episode_steps = 60
     # The grasp term pays as soon as both pads touch the cube, so RL finds the grasp early;
     # lifting pays only while grasped, so flicking the cube upward earns nothing.
-    default_weights = {"reach": 0.5, "grasp": 1.0, "lift": 2.0, "success": 1.0}
+    default_weights = {"reach": 1.0, "grasp": 1.0, "lift": 2.0, "success": 1.0}
     lift_height = 0.05  # m between the table and the cube's underside
     hold_seconds = 1.0
 

@@ -13,7 +13,7 @@ class Place(CubeTask):
     name = "place"
     objects = ("cube", "bowl")
     max_episode_steps = 100
-    default_weights = {"reach": 0.5, "grasp": 1.0, "carry": 2.0, "in_bowl": 2.0, "released": 1.0}
+    default_weights = {"reach": 1.0, "grasp": 1.0, "carry": 2.0, "in_bowl": 2.0, "released": 1.0}
     carry_height = 0.06  # m: how high above the rim the cube should travel
     rest_speed = 0.05  # m/s: slower than this counts as resting
 
