@@ -14,18 +14,40 @@ from tidyarm.rl.fast_linear import linear, onednn_applies
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
+class ObsNormalizer(nn.Module):
+    """Fixed per-feature standardization, (obs - mean) / std clipped to +-10, fitted once from early data.
+
+    State vectors mix metres (a 2 cm error is 0.02) with radians and rad/s; standardizing lets the networks
+    see task-relevant differences at a usable scale. The statistics are buffers, so they travel with the
+    policy's weights. `min_std` keeps near-constant features (e.g. a resting cube's tilt) from being blown up.
+    """
+
+    def __init__(self, obs_dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(obs_dim))
+        self.register_buffer("std", torch.ones(obs_dim))
+
+    def fit(self, observations: torch.Tensor, min_std: float = 0.05) -> None:
+        self.mean.copy_(observations.mean(dim=0))
+        self.std.copy_(observations.std(dim=0).clamp_min(min_std))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return ((obs - self.mean) / self.std).clamp(-10.0, 10.0)
+
+
 class Actor(nn.Module):
     """Tanh-squashed diagonal Gaussian policy: obs (B, obs_dim) -> action in [-1, 1]^action_dim."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_dims: tuple[int, ...]):
         super().__init__()
+        self.normalizer = ObsNormalizer(obs_dim)
         widths = (obs_dim, *hidden_dims)
         self.trunk = nn.ModuleList(nn.Linear(i, o) for i, o in zip(widths[:-1], widths[1:], strict=True))
         self.head = nn.Linear(widths[-1], 2 * action_dim)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-std of the pre-tanh Gaussian, each (B, action_dim)."""
-        x = obs
+        """Mean and log-std of the pre-tanh Gaussian, each (B, action_dim), for raw observations."""
+        x = self.normalizer(obs)
         for layer in self.trunk:
             x = linear(x, layer.weight, layer.bias, relu=True)
         mean, raw_log_std = linear(x, self.head.weight, self.head.bias).chunk(2, dim=-1)

@@ -68,6 +68,8 @@ class SACConfig:
     """Entropy the temperature steers towards; None means -action_dim."""
     learning_starts: int = 5000
     """Env steps with random actions and no updates before learning starts (used by the training loop)."""
+    normalize_obs: bool = True
+    """Standardize observations with statistics fitted once at learning_starts (see networks.ObsNormalizer)."""
     offline_fraction: float = 0.5
     """Share of each batch drawn from the offline (demo) buffer when one is given (used by the training loop)."""
 
@@ -160,6 +162,16 @@ class SAC:
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
 
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor's observation standardization, shared by the critics."""
+        return self.actor.normalizer(obs)
+
+    def fit_obs_normalizer(self, observations: np.ndarray) -> None:
+        """Fit the (fixed) observation standardization from early data; a no-op unless config.normalize_obs."""
+        if self.config.normalize_obs:
+            with torch.no_grad():
+                self.actor.normalizer.fit(torch.as_tensor(observations, dtype=torch.float32, device=self.device))
+
     @property
     def alpha(self) -> float:
         return float(self.log_alpha.exp())
@@ -234,11 +246,11 @@ class SAC:
             if config.num_min_critics < config.num_critics:
                 # RLPD: the min over a random subset tames overestimation less pessimistically than all members.
                 members = torch.randperm(config.num_critics, device=self.device)[: config.num_min_critics]
-            next_q = self.critic_target(next_obs, next_action, members).min(dim=0).values  # (B,)
+            next_q = self.critic_target(self.normalize(next_obs), next_action, members).min(dim=0).values  # (B,)
             soft_value = next_q - self.log_alpha.exp() * next_log_prob
             # discount is gamma**k for a k-step return; terminal transitions do not bootstrap.
             target_q = reward + discount * (~terminated) * soft_value  # (B,)
-        q = self.critic(obs, action)  # (num_critics, B)
+        q = self.critic(self.normalize(obs), action)  # (num_critics, B)
         # Sum of per-critic MSEs: each member gets exactly the gradient it would get trained alone.
         critic_loss = (q - target_q).square().mean(dim=1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -249,7 +261,7 @@ class SAC:
     def _actor_and_temperature_step(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         action, log_prob = self.actor.sample(obs)
         with _frozen(self.critic):
-            q = self.critic(obs, action)  # (num_critics, B)
+            q = self.critic(self.normalize(obs), action)  # (num_critics, B)
         q_policy = q.min(dim=0).values if self.config.actor_q == "min" else q.mean(dim=0)
         alpha = self.log_alpha.detach().exp()
         actor_loss = (alpha * log_prob - q_policy).mean()

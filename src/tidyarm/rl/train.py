@@ -143,6 +143,8 @@ class Trainer:
             tick = time.perf_counter()
             self._collect_step()
             tock = time.perf_counter()
+            if self.step == max(config.sac.learning_starts, 1):
+                self.agent.fit_obs_normalizer(self._stored_observations())
             if self.step >= config.sac.learning_starts:
                 self.update_metrics = self.agent.update_many(self._sample, config.sac.utd_ratio)
             self.seconds["env"] += tock - tick
@@ -194,6 +196,10 @@ class Trainer:
         if self.step % config.checkpoint_every == 0 or last or stop:
             self._checkpoint()
         return stop
+
+    def _stored_observations(self) -> np.ndarray:
+        buffers = [self.online] + ([self.offline] if self.offline else [])
+        return np.concatenate([buffer.state_dict()["obs"] for buffer in buffers])
 
     def _explore(self, obs: np.ndarray) -> np.ndarray:
         if self.step < self.config.sac.learning_starts:
