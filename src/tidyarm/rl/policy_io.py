@@ -49,7 +49,10 @@ def load_policy(directory: Path) -> LoadedPolicy:
         raise ValueError(f"{meta_path} lacks field(s) {missing}")
     if meta["format"] != POLICY_FORMAT:
         raise ValueError(f"{meta_path}: field 'format' is {meta['format']}; this tidyarm reads {POLICY_FORMAT}")
-    policy = Policy.from_state_dict(load_tensors(weights_path))
+    try:
+        policy = Policy.from_state_dict(load_tensors(weights_path))
+    except ValueError as error:
+        raise ValueError(f"{weights_path}: {error}") from error
     for field, actual in (("obs_dim", policy.obs_dim), ("action_dim", policy.action_dim)):
         if meta[field] != actual:
             raise ValueError(f"{weights_path}: weights have {field} {actual} but {meta_path} says {meta[field]}")

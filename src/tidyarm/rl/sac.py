@@ -372,7 +372,10 @@ class Policy(nn.Module):
         hidden_dims = tuple(int(weight.shape[0]) for _, weight in trunk_weights)
         obs_dim = int(trunk_weights[0][1].shape[1])
         policy = cls(obs_dim, int(tensors["head.weight"].shape[0]) // 2, hidden_dims)
-        policy.actor.load_state_dict(tensors)
+        try:
+            policy.actor.load_state_dict(tensors)
+        except RuntimeError as error:  # torch lists missing/unexpected keys and shape mismatches
+            raise ValueError(f"policy weights do not fit the actor: {error}") from error
         return policy.eval()
 
     def act(self, obs: np.ndarray) -> np.ndarray:

@@ -116,8 +116,17 @@ def _actuator_for(model: mujoco.MjModel, joint_name: str) -> int:
     raise ValueError(f"no actuator drives joint '{joint_name}'")
 
 
+GRIPPER_GAIN = 2.5  # the jaw command saturates at |a| >= 0.4
+
+
 def gripper_target(command: float) -> float:
-    """Map a gripper command in [-1, 1] (closed .. open) to a jaw joint target."""
+    """Map a gripper command in [-1, 1] (closed .. open) to a jaw joint target.
+
+    The command is amplified and clipped, so a policy reaches fully closed or fully open without
+    having to drive its output to the edge of [-1, 1]: a fresh policy (outputs near 0) that flips the
+    sign of this component opens or closes the jaw for real, which makes grasps easy to discover.
+    """
+    command = min(1.0, max(-1.0, GRIPPER_GAIN * command))
     return GRIPPER_CLOSED + (command + 1.0) / 2.0 * (GRIPPER_OPEN - GRIPPER_CLOSED)
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tidyarm.sim.control import EndEffectorControl, gripper_target
+from tidyarm.sim.control import EndEffectorControl
 from tidyarm.sim.env import So101Env
+from tidyarm.sim.robot import GRIPPER_CLOSED, GRIPPER_OPEN
 from tidyarm.sim.scene import BOWL_WALL_HEIGHT, TABLE_TOP
 
 
@@ -64,7 +65,8 @@ class Expert:
             action[5] = plan.gripper
         else:
             action = 2.0 * (target - low) / (high - low) - 1.0
-            action[5] = 2.0 * (gripper_target(plan.gripper) - low[5]) / (high[5] - low[5]) - 1.0
+            jaw = GRIPPER_CLOSED if plan.gripper < 0 else GRIPPER_OPEN
+            action[5] = 2.0 * (jaw - low[5]) / (high[5] - low[5]) - 1.0
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     # -- state helpers ------------------------------------------------------------------------------

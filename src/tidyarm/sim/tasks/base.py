@@ -75,6 +75,14 @@ class Task:
         fixed, moving = self.jaw_tip_sites
         return 0.5 * (data.site_xpos[fixed] + data.site_xpos[moving])
 
+    def between_jaws(self, data: mujoco.MjData, point: np.ndarray, tolerance: float = 0.012) -> bool:
+        """Whether `point` lies between the jaw tips: closing the jaw now would catch an object there."""
+        fixed, moving = (data.site_xpos[site] for site in self.jaw_tip_sites)
+        gap = moving - fixed
+        along = float(np.dot(point - fixed, gap) / (np.dot(gap, gap) + 1e-12))
+        off_axis = np.linalg.norm(point - fixed - along * gap)
+        return 0.0 < along < 1.0 and off_axis < tolerance
+
     def touching(self, data: mujoco.MjData, geom_id: int) -> tuple[bool, bool, bool]:
         """(fixed pad touches, moving pad touches, any gripper geom touches) the given geom."""
         contacts = data.contact
@@ -125,10 +133,15 @@ class CubeTask(Task):
         return float(2.0 * np.arctan2(quat[3], quat[0]))
 
     def grasp_terms(self, data: mujoco.MjData) -> tuple[float, bool, bool]:
-        """(reach in [0, 1], grasped: both pads on the cube, gripper touches the cube at all)."""
-        distance = np.linalg.norm(self.cube_pos(data) - self.grasp_center(data))
+        """(reach in [0, 1], grasped: both pads on the cube, gripper touches the cube at all).
+
+        Reach pays 0.5 for closeness of the cube to the open jaw's centre and 0.5 for having it between the
+        jaw tips, the state from which closing the jaw makes a grasp.
+        """
+        cube = self.cube_pos(data)
+        closeness = 1.0 - np.tanh(5.0 * np.linalg.norm(cube - self.grasp_center(data)))
         fixed, moving, any_contact = self.touching(data, self.cube_geom)
-        return 1.0 - np.tanh(5.0 * distance), fixed and moving, any_contact
+        return 0.5 * closeness + 0.5 * self.between_jaws(data, cube), fixed and moving, any_contact
 
     def fell_off_table(self, data: mujoco.MjData) -> bool:
         return bool(self.cube_pos(data)[2] < TABLE_TOP - 0.05)
