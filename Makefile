@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench pretrained clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	MUJOCO_GL=egl $(BIN)/python bench/sim_speed.py
+
+# The small state policies shipped in src/tidyarm/pretrained/ (used by `tidyarm eval --policy pretrained:<task>`).
+pretrained: $(STAMP)
+	for task in reach lift place; do \
+	  MUJOCO_GL=egl $(BIN)/tidyarm train --task $$task --run-dir runs/pretrained-$$task && \
+	  $(BIN)/python -c "from pathlib import Path; from tidyarm.rl.policy_io import publish_policy; \
+	    publish_policy(Path('runs/pretrained-$$task'), Path('src/tidyarm/pretrained/$$task'), \
+	    'tidyarm train --task $$task --run-dir runs/pretrained-$$task')" || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) runs

@@ -66,3 +66,12 @@ def check_policy_fits_env(loaded: LoadedPolicy, env, source: str) -> None:
         raise ValueError(f"{source}: policy expects obs_dim {loaded.meta['obs_dim']} and action_dim "
                          f"{loaded.meta['action_dim']}; the {env.task_name} env gives obs_dim {obs_dim} and "
                          f"action_dim {action_dim}")
+
+
+def publish_policy(run_dir: Path, out_dir: Path, command: str) -> Path:
+    """Copy a run's exported policy into `out_dir` (e.g. src/tidyarm/pretrained/<task>), recording the command."""
+    loaded = load_policy(run_dir)  # validates before anything is copied
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_tensors(out_dir / POLICY_WEIGHTS, load_tensors(run_dir / POLICY_WEIGHTS))
+    write_json(out_dir / POLICY_JSON, {**loaded.meta, "command": command})
+    return out_dir
