@@ -70,6 +70,10 @@ class SACConfig:
     """Env steps with random actions and no updates before learning starts (used by the training loop)."""
     normalize_obs: bool = True
     """Standardize observations with statistics fitted once at learning_starts (see networks.ObsNormalizer)."""
+    bc_warmup_steps: int = 0
+    """Gradient steps of behaviour cloning on the demonstrations before RL updates begin (0 = off)."""
+    critic_warmup_steps: int = 0
+    """Critic-only updates (actor frozen) after the BC warm-up, so the actor starts from a fitted critic."""
     offline_fraction: float = 0.5
     """Share of each batch drawn from the offline (demo) buffer when one is given (used by the training loop)."""
 
@@ -84,6 +88,9 @@ class SACConfig:
             raise ValueError(f"gamma={self.gamma}; expected 0 <= gamma <= 1")
         if not 0.0 < self.tau <= 1.0:
             raise ValueError(f"tau={self.tau}; expected 0 < tau <= 1")
+        for name in ("bc_warmup_steps", "critic_warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)}; expected an integer >= 0")
         for name in ("batch_size", "num_critics", "utd_ratio", "actor_update_every", "n_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; expected an integer >= 1")
@@ -171,6 +178,31 @@ class SAC:
         if self.config.normalize_obs:
             with torch.no_grad():
                 self.actor.normalizer.fit(torch.as_tensor(observations, dtype=torch.float32, device=self.device))
+
+    def behavior_clone(self, observations: np.ndarray, actions: np.ndarray, steps: int, batch_size: int,
+                       rng: np.random.Generator) -> float:
+        """Fit the actor's deterministic action tanh(mean) to demonstrated actions (MSE); returns the last loss.
+
+        A warm start, not a constraint: afterwards SAC is free to improve on the demonstrations.
+        """
+        obs_all = torch.as_tensor(observations, dtype=torch.float32, device=self.device)
+        actions_all = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
+        loss = torch.zeros(())
+        for _ in range(steps):
+            index = torch.as_tensor(rng.integers(0, len(obs_all), size=batch_size), device=self.device)
+            loss = (torch.tanh(self.actor(obs_all[index])[0]) - actions_all[index]).square().mean()
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.actor_optimizer.step()
+        return float(loss.detach())
+
+    def update_critic_only(self, sample_fn: Callable[[], dict[str, np.ndarray]], num_updates: int) -> None:
+        """Critic steps with the actor and temperature frozen: evaluate the current (e.g. cloned) policy."""
+        for _ in range(num_updates):
+            batch = self._to_tensors([sample_fn()])
+            self._critic_step(*(batch[key][0] for key in _BATCH_KEYS))
+            with torch.no_grad():
+                torch._foreach_lerp_(self._target_params, self._critic_params, self.config.tau)
 
     @property
     def alpha(self) -> float:

@@ -144,7 +144,7 @@ class Trainer:
             self._collect_step()
             tock = time.perf_counter()
             if self.step == max(config.sac.learning_starts, 1):
-                self.agent.fit_obs_normalizer(self._stored_observations())
+                self._warm_start()
             if self.step >= config.sac.learning_starts:
                 self.update_metrics = self.agent.update_many(self._sample, config.sac.utd_ratio)
             self.seconds["env"] += tock - tick
@@ -197,9 +197,19 @@ class Trainer:
             self._checkpoint()
         return stop
 
-    def _stored_observations(self) -> np.ndarray:
+    def _warm_start(self) -> None:
+        """Once, when learning starts: fit the observation standardization, then (with demos) clone the expert
+        into the actor and fit the critic to that policy before regular SAC updates begin."""
+        sac = self.config.sac
         buffers = [self.online] + ([self.offline] if self.offline else [])
-        return np.concatenate([buffer.state_dict()["obs"] for buffer in buffers])
+        self.agent.fit_obs_normalizer(np.concatenate([buffer.state_dict()["obs"] for buffer in buffers]))
+        if self.offline and sac.bc_warmup_steps:
+            demos = self.offline.state_dict()
+            loss = self.agent.behavior_clone(demos["obs"], demos["action"], sac.bc_warmup_steps, sac.batch_size,
+                                             self.rng)
+            self.logger.log(self.step, {"bc_loss": loss}, "warmup")
+        if sac.critic_warmup_steps:
+            self.agent.update_critic_only(self._sample, sac.critic_warmup_steps)
 
     def _explore(self, obs: np.ndarray) -> np.ndarray:
         if self.step < self.config.sac.learning_starts:
