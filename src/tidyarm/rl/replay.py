@@ -268,4 +268,6 @@ def sample_mixed(online: ReplayBuffer, offline: ReplayBuffer | None, batch_size:
         return online.sample(batch_size, rng)
     online_batch = online.sample(online_count, rng)
     offline_batch = offline.sample(offline_count, rng)
-    return {key: _concatenate(online_batch[key], offline_batch[key]) for key in online_batch}
+    batch = {key: _concatenate(online_batch[key], offline_batch[key]) for key in online_batch}
+    batch["demo"] = np.arange(batch_size) >= online_count  # marks the offline rows (for a BC term)
+    return batch

@@ -72,6 +72,8 @@ class SACConfig:
     """Standardize observations with statistics fitted once at learning_starts (see networks.ObsNormalizer)."""
     bc_warmup_steps: int = 0
     """Gradient steps of behaviour cloning on the demonstrations before RL updates begin (0 = off)."""
+    bc_weight: float = 0.0
+    """Behaviour-cloning term on the batch's demonstration rows, scaled by mean |Q| (as in TD3+BC); 0 = pure SAC."""
     critic_warmup_steps: int = 0
     """Critic-only updates (actor frozen) after the BC warm-up, so the actor starts from a fitted critic."""
     offline_fraction: float = 0.5
@@ -100,6 +102,8 @@ class SACConfig:
             raise ValueError(f"actor_q={self.actor_q!r}; expected 'min' or 'mean'")
         if self.learning_starts < 0:
             raise ValueError(f"learning_starts={self.learning_starts}; expected an integer >= 0")
+        if not (math.isfinite(self.bc_weight) and self.bc_weight >= 0):
+            raise ValueError(f"bc_weight={self.bc_weight}; expected a finite number >= 0")
         if not 0.0 <= self.offline_fraction <= 1.0:
             raise ValueError(f"offline_fraction={self.offline_fraction}; expected 0 <= offline_fraction <= 1")
         if self.target_entropy is not None and not math.isfinite(self.target_entropy):
@@ -240,7 +244,8 @@ class SAC:
         stacked = self._to_tensors([sample_fn() for _ in range(num_updates)])
         history: dict[str, list[torch.Tensor]] = {}
         for index in range(num_updates):
-            metrics = self._update_step(*(stacked[key][index] for key in _BATCH_KEYS))  # views, no copies
+            demo = stacked["demo"][index] if "demo" in stacked else None
+            metrics = self._update_step(*(stacked[key][index] for key in _BATCH_KEYS), demo)  # views, no copies
             for name, value in metrics.items():
                 history.setdefault(name, []).append(value)
         means = torch.stack([torch.stack(values).mean() for values in history.values()])
@@ -254,17 +259,18 @@ class SAC:
         if isinstance(batches[0]["obs"], dict):
             raise ValueError(f"batch obs is a dict with keys {sorted(batches[0]['obs'])}; SAC takes flat vectors")
         tensors = {}
-        for key in _BATCH_KEYS:
-            dtype = np.bool_ if key == "terminated" else np.float32
+        keys = _BATCH_KEYS + (("demo",) if "demo" in batches[0] and self.config.bc_weight > 0 else ())
+        for key in keys:
+            dtype = np.bool_ if key in ("terminated", "demo") else np.float32
             array = np.stack([batch[key] for batch in batches]).astype(dtype, copy=False)
             tensors[key] = torch.from_numpy(array).to(self.device, non_blocking=True)
         return tensors
 
-    def _update_step(self, obs, action, reward, next_obs, discount, terminated) -> dict[str, torch.Tensor]:
+    def _update_step(self, obs, action, reward, next_obs, discount, terminated, demo=None) -> dict[str, torch.Tensor]:
         metrics = self._critic_step(obs, action, reward, next_obs, discount, terminated)
         self.num_updates += 1
         if self.num_updates % self.config.actor_update_every == 0:
-            metrics.update(self._actor_and_temperature_step(obs))
+            metrics.update(self._actor_and_temperature_step(obs, action, demo))
         with torch.no_grad():
             # target <- target + tau * (online - target), all tensors in one foreach call.
             torch._foreach_lerp_(self._target_params, self._critic_params, self.config.tau)
@@ -290,13 +296,21 @@ class SAC:
         self.critic_optimizer.step()
         return {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean(), "target_q_mean": target_q.mean()}
 
-    def _actor_and_temperature_step(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _actor_and_temperature_step(self, obs: torch.Tensor, batch_action: torch.Tensor | None = None,
+                                    demo: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         action, log_prob = self.actor.sample(obs)
         with _frozen(self.critic):
             q = self.critic(self.normalize(obs), action)  # (num_critics, B)
         q_policy = q.min(dim=0).values if self.config.actor_q == "min" else q.mean(dim=0)
         alpha = self.log_alpha.detach().exp()
         actor_loss = (alpha * log_prob - q_policy).mean()
+        metrics = {}
+        if demo is not None and demo.any():
+            # TD3+BC-style anchor: the scale of Q sets the weight, so bc_weight is unitless.
+            deterministic = torch.tanh(self.actor(obs[demo])[0])
+            bc_loss = (deterministic - batch_action[demo]).square().mean()
+            actor_loss = actor_loss + self.config.bc_weight * q_policy.abs().mean().detach() * bc_loss
+            metrics["bc_loss"] = bc_loss.detach()
         entropy = -log_prob.detach().mean()
         alpha_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
         # Each loss sees the other's variable detached, so one backward gives both exactly their own gradients.
@@ -304,7 +318,7 @@ class SAC:
         (actor_loss + alpha_loss).backward()
         self.actor_optimizer.step()
         return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach(), "alpha": alpha,
-                "entropy": entropy}
+                "entropy": entropy, **metrics}
 
     # -- checkpoint state -------------------------------------------------------------------------------------
 
