@@ -208,3 +208,28 @@ def test_learns_pendulum():
 
     final_return = _evaluate(agent, eval_env, eval_seeds)
     assert final_return - initial_return > 300, (initial_return, final_return)
+
+
+def test_behavior_clone_fits_demonstrated_actions():
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(512, 6)).astype(np.float32)
+    actions = np.tanh(obs[:, :2] @ np.array([[0.8, -0.3], [0.2, 0.9]], dtype=np.float32))
+    agent = SAC(6, 2, SACConfig(hidden_dims=(64, 64), batch_size=64))
+    before = float(np.mean((agent.act(obs, eval_mode=True) - actions) ** 2))
+    agent.behavior_clone(obs, actions, steps=300, batch_size=64, rng=rng)
+    after = float(np.mean((agent.act(obs, eval_mode=True) - actions) ** 2))
+    assert after < 0.2 * before
+
+
+def test_bc_anchor_uses_only_demo_rows_and_reports_its_loss():
+    rng = np.random.default_rng(1)
+    agent = SAC(4, 2, SACConfig(hidden_dims=(32, 32), batch_size=16, bc_weight=0.4))
+    batch = {"obs": rng.normal(size=(16, 4)).astype(np.float32),
+             "action": rng.uniform(-1, 1, (16, 2)).astype(np.float32),
+             "reward": rng.normal(size=16).astype(np.float32), "next_obs": rng.normal(size=(16, 4)).astype(np.float32),
+             "discount": np.full(16, 0.99, np.float32), "terminated": np.zeros(16, bool),
+             "demo": np.arange(16) >= 8}
+    metrics = agent.update(batch)
+    assert np.isfinite(metrics["bc_loss"]) and metrics["bc_loss"] > 0
+    no_demo = agent.update({**batch, "demo": np.zeros(16, bool)})
+    assert "bc_loss" not in no_demo

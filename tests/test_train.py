@@ -112,3 +112,25 @@ def test_cli_rejects_bad_value_before_work(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "total_steps" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_bc_warm_start_runs_and_is_logged(tmp_path):
+    sac = SACConfig(hidden_dims=(32, 32), batch_size=32, learning_starts=50, bc_warmup_steps=20,
+                    critic_warmup_steps=10, bc_weight=0.4)
+    run_dir = train(tiny_config(tmp_path / "run", total_steps=120, sac=sac))
+    series = read_metrics(run_dir / "metrics.csv")
+    assert "warmup/bc_loss" in series and "train/bc_loss" in series
+
+
+def test_published_policy_evaluates_and_records_its_command(tmp_path):
+    from tidyarm.rl.policy_io import publish_policy
+    run_dir = train(tiny_config(tmp_path / "run", total_steps=60))
+    out = publish_policy(run_dir, tmp_path / "pretrained" / "reach", "tidyarm train --task reach")
+    assert json.loads((out / "policy.json").read_text())["command"] == "tidyarm train --task reach"
+    summary = evaluate(resolve_policy(str(out)), episodes=2)
+    assert summary["episodes"] == 2 and summary["task"] == "reach"
+
+
+def test_unknown_pretrained_name_lists_what_exists():
+    with pytest.raises(ValueError, match="no pretrained policy for 'juggle'"):
+        resolve_policy("pretrained:juggle")

@@ -53,7 +53,7 @@ def resolve_policy(spec: str) -> PolicySpec:
         task = spec.split(":", 1)[1]
         directory = PRETRAINED / task
         if not (directory / "policy.json").is_file():
-            available = sorted(p.name for p in PRETRAINED.iterdir() if (p / "policy.json").is_file())
+            available = sorted(p.parent.name for p in PRETRAINED.glob("*/policy.json"))
             raise ValueError(f"no pretrained policy for {task!r}; available: {available}")
         return PolicySpec(spec, load_policy(directory))
     path = Path(spec)
