@@ -194,7 +194,7 @@ class So101Env(gym.Env):
                              f"for action_mode '{self.action_mode}'")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action contains NaN or inf: {action}; the simulation was not stepped")
-        return np.clip(action, self.action_space.low, self.action_space.high)
+        return np.minimum(np.maximum(action, self.action_space.low), self.action_space.high)
 
     def _unstable(self) -> bool:
         # MuJoCo checks qpos/qvel/qacc every step; on a non-finite or huge value it warns and resets the

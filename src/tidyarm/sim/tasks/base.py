@@ -80,8 +80,8 @@ class Task:
         fixed, moving = (data.site_xpos[site] for site in self.jaw_tip_sites)
         gap = moving - fixed
         along = float(np.dot(point - fixed, gap) / (np.dot(gap, gap) + 1e-12))
-        off_axis = np.linalg.norm(point - fixed - along * gap)
-        return 0.0 < along < 1.0 and off_axis < tolerance
+        off_axis = point - fixed - along * gap
+        return 0.0 < along < 1.0 and float(off_axis @ off_axis) < tolerance**2
 
     def touching(self, data: mujoco.MjData, geom_id: int) -> tuple[bool, bool, bool]:
         """(fixed pad touches, moving pad touches, any gripper geom touches) the given geom."""
@@ -139,7 +139,8 @@ class CubeTask(Task):
         jaw tips, the state from which closing the jaw makes a grasp.
         """
         cube = self.cube_pos(data)
-        closeness = 1.0 - np.tanh(5.0 * np.linalg.norm(cube - self.grasp_center(data)))
+        offset = cube - self.grasp_center(data)
+        closeness = 1.0 - np.tanh(5.0 * np.sqrt(offset @ offset))
         fixed, moving, any_contact = self.touching(data, self.cube_geom)
         return 0.5 * closeness + 0.5 * self.between_jaws(data, cube), fixed and moving, any_contact
 

@@ -40,7 +40,7 @@ class Lift(CubeTask):
         height = self.height(data)
         # The lift term saturates a margin above the success height: a policy that stops exactly at the
         # threshold would keep dipping below it and never hold the cube up for the full second.
-        lifted = np.clip(height / (self.lift_height + self.lift_margin), 0.0, 1.0) if grasped else 0.0
+        lifted = min(max(height / (self.lift_height + self.lift_margin), 0.0), 1.0) if grasped else 0.0
         self.held_steps = self.held_steps + 1 if grasped and height >= self.lift_height else 0
         success = self.held_steps >= self.hold_steps
         terms = {"reach": reach, "grasp": float(grasped), "lift": float(lifted), "success": float(success)}

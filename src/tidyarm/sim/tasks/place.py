@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import mujoco
 import numpy as np
 
@@ -39,16 +41,16 @@ class Place(CubeTask):
 
     def in_bowl(self, data: mujoco.MjData) -> bool:
         offset = self.cube_pos(data) - self.bowl_pos(data)
-        inside = np.linalg.norm(offset[:2]) < BOWL_INNER_RADIUS - 0.5 * self.cube_half
+        inside = math.hypot(offset[0], offset[1]) < BOWL_INNER_RADIUS - 0.5 * self.cube_half
         return bool(inside and offset[2] < BOWL_WALL_HEIGHT)
 
     def score(self, data: mujoco.MjData) -> StepScore:
         reach, grasped, touched = self.grasp_terms(data)
         cube, bowl = self.cube_pos(data), self.bowl_pos(data)
-        above_rim = np.clip((cube[2] - TABLE_TOP) / (BOWL_WALL_HEIGHT + self.carry_height), 0.0, 1.0)
-        closeness = 1.0 - np.tanh(5.0 * np.linalg.norm((cube - bowl)[:2]))
+        above_rim = min(max((cube[2] - TABLE_TOP) / (BOWL_WALL_HEIGHT + self.carry_height), 0.0), 1.0)
+        closeness = 1.0 - math.tanh(5.0 * math.hypot(cube[0] - bowl[0], cube[1] - bowl[1]))
         in_bowl = self.in_bowl(data)
-        resting = np.linalg.norm(data.qvel[self.cube_qvel][:3]) < self.rest_speed
+        resting = math.hypot(*data.qvel[self.cube_qvel][:3]) < self.rest_speed
         success = in_bowl and not touched and resting
         terms = {
             "reach": reach if not in_bowl else 1.0,

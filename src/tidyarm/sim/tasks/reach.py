@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import mujoco
 import numpy as np
 
@@ -32,6 +34,6 @@ class Reach(Task):
         return {"target_pos": target, "target_to_tool": target - data.site_xpos[self.kin.site_id]}
 
     def score(self, data: mujoco.MjData) -> StepScore:
-        distance = float(np.linalg.norm(self.target(data) - data.site_xpos[self.kin.site_id]))
+        distance = math.hypot(*(self.target(data) - data.site_xpos[self.kin.site_id]))
         success = distance < self.success_distance
         return StepScore({"reach": 1.0 - np.tanh(10.0 * distance), "success": float(success)}, success)
