@@ -24,8 +24,12 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
+# Quick benchmarks (minutes); bench/rl_steps_to_success.py takes hours and is run by hand.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	MUJOCO_GL=egl $(BIN)/python bench/sim_speed.py
+	MUJOCO_GL=egl $(BIN)/python bench/experts.py
+	$(BIN)/python bench/sac_speed.py
 
 # The small state policies shipped in src/tidyarm/pretrained/ (used by `tidyarm eval --policy pretrained:<task>`).
 pretrained: $(STAMP)
