@@ -149,7 +149,7 @@ def test_save_load_roundtrip(tmp_path):
 
 
 @pytest.mark.parametrize(("other", "field"), [
-    (lambda: ReplayBuffer(BOX, action_dim=2, capacity=9), "capacity"),
+    (lambda: ReplayBuffer(BOX, action_dim=2, capacity=4), "capacity 4"),
     (lambda: ReplayBuffer(gymnasium.spaces.Box(-1, 1, (4,), np.float32), 2, 8), "'obs'"),
     (lambda: ReplayBuffer(BOX, action_dim=3, capacity=8), "'action'"),
     (lambda: ReplayBuffer(gymnasium.spaces.Dict({"state": BOX}), 2, 8), "obs/state"),
@@ -189,3 +189,16 @@ def test_sample_mixed_concatenates_dict_observations():
     offline.add(obs, np.zeros(1), 0.0, obs, 0.9, False)
     batch = sample_mixed(online, offline, 6, np.random.default_rng(0))
     assert batch["obs"]["pixels"].shape == (6, 2, 2, 3) and batch["obs"]["pixels"].dtype == np.uint8
+
+
+def test_load_into_a_larger_buffer_keeps_transitions_oldest_first(tmp_path):
+    buffer = ReplayBuffer(BOX, action_dim=2, capacity=8)
+    for step in range(11):  # wraps around: holds steps 3..10, the cursor in the middle
+        buffer.add(np.zeros(BOX.shape), np.zeros(2), float(step), np.zeros(BOX.shape), 0.99, False)
+    path = tmp_path / "replay.npz"
+    buffer.save(path)
+    larger = ReplayBuffer(BOX, action_dim=2, capacity=20)
+    larger.load(path)
+    np.testing.assert_array_equal(larger.state_dict()["reward"], np.arange(3, 11))
+    larger.add(np.zeros(BOX.shape), np.zeros(2), 11.0, np.zeros(BOX.shape), 0.99, False)
+    np.testing.assert_array_equal(larger.state_dict()["reward"], np.arange(3, 12))

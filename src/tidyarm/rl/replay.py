@@ -132,10 +132,10 @@ class ReplayBuffer:
             missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
             raise ValueError(f"{source}: fields do not match this buffer (missing {missing}, unexpected {extra})")
         capacity, size, cursor = (int(state[name]) for name in _SCALAR_FIELDS)
-        if capacity != self.capacity:
-            raise ValueError(f"{source}: field 'capacity' is {capacity}; this buffer has capacity {self.capacity}")
         if not 0 <= size <= capacity:
             raise ValueError(f"{source}: field 'size' is {size}; expected 0..{capacity}")
+        if size > self.capacity:
+            raise ValueError(f"{source}: field 'size' is {size}; this buffer has capacity {self.capacity}")
         if not 0 <= cursor < capacity or (size < capacity and cursor != size):
             raise ValueError(f"{source}: field 'cursor' is {cursor}; inconsistent with size {size}")
         for name, array in self._arrays.items():
@@ -145,9 +145,14 @@ class ReplayBuffer:
                                  f"expected {(size, *array.shape[1:])}")
             if value.dtype != array.dtype:
                 raise ValueError(f"{source}: field {name!r} has dtype {value.dtype}; expected {array.dtype}")
+        if capacity == self.capacity:  # same layout: restore exactly, so sampling continues identically
+            order, self._cursor = np.arange(size), cursor
+        else:  # oldest first, so a saved buffer also loads into a larger one (a resumed run with more steps)
+            order = np.roll(np.arange(size), -cursor) if size == capacity else np.arange(size)
+            self._cursor = size % self.capacity
         for name, array in self._arrays.items():
-            array[:size] = state[name]
-        self._size, self._cursor = size, cursor
+            array[:size] = state[name][order]
+        self._size = size
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the buffer to one `.npz` file atomically, so a crash never leaves a half-written file."""
