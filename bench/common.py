@@ -22,6 +22,17 @@ def rate(fn: Callable[[], object], seconds: float = 2.0, warmup: int = 5) -> flo
     return calls / elapsed
 
 
+def paired_rates(first: Callable[[], object], second: Callable[[], object], seconds: float = 1.0,
+                 repeats: int = 5) -> tuple[float, float]:
+    """Best-of-`repeats` calls/s of two functions measured alternately, so load from other processes hits
+    both alike and a ratio of the two stays meaningful on a noisy machine."""
+    best_first = best_second = 0.0
+    for _ in range(repeats):
+        best_first = max(best_first, rate(first, seconds))
+        best_second = max(best_second, rate(second, seconds))
+    return best_first, best_second
+
+
 def report(name: str, rows: list[dict], columns: list[str]) -> Path:
     """Print rows as an aligned table and write them (with machine info) to bench/results/<name>.json."""
     widths = [max(len(column), *(len(_fmt(row.get(column))) for row in rows)) for column in columns]
