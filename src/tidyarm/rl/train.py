@@ -50,7 +50,7 @@ class TrainConfig:
     """Action mode: ee, joint or joint_delta."""
     randomize: bool = True
     """Domain randomization with the default ranges."""
-    total_steps: int = 60_000
+    total_steps: int = 100_000
     """Env steps to train for (1 .. 10,000,000)."""
     seed: int = 0
     """Seed of the env, the networks and replay sampling (>= 0)."""
