@@ -83,9 +83,14 @@ def main() -> None:
 
 
 def run_train(command) -> None:
-    from tidyarm.rl.train import resume, train
+    from tidyarm.rl.train import TrainConfig, resume, train
 
-    run_dir = resume(command.resume, command.config.total_steps) if command.resume else train(command.config)
+    if command.resume:
+        # The run's own config.json decides everything; only an explicitly changed --total-steps extends it.
+        steps = command.config.total_steps
+        run_dir = resume(command.resume, steps if steps != TrainConfig().total_steps else None)
+    else:
+        run_dir = train(command.config)
     print(f"run directory: {run_dir}")
 
 
