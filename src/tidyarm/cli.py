@@ -111,17 +111,14 @@ def run_eval(config: Eval) -> None:
 
 
 def run_rollout(config: Rollout) -> None:
-    from tidyarm.rollout import make_policy, run_episodes
+    from tidyarm.rollout import make_policy, run_episodes, video_frame
     from tidyarm.sim import Randomization, So101Env
-    from tidyarm.video import tile, write_mp4
+    from tidyarm.video import write_mp4
 
     randomization = None if config.randomize else Randomization.off()
     env = So101Env(config.task, action_mode=config.action_mode, randomization=randomization)
     policy = make_policy(config.policy, env)
-    frame_fn = None
-    if config.video:
-        def frame_fn(env):
-            return tile([env.render_camera("front", (240, 320)), env.render_camera("wrist", (240, 320))], 2)
+    frame_fn = video_frame if config.video else None
     episodes, frames = run_episodes(env, policy, config.episodes, config.seed, frame_fn)
     for episode in episodes:
         print(f"seed {episode.seed:4d}  success {episode.success!s:5}  return {episode.episode_return:8.2f}  "

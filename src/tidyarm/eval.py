@@ -14,10 +14,10 @@ import numpy as np
 
 from tidyarm.rl.checkpoint import write_json
 from tidyarm.rl.policy_io import LoadedPolicy, check_policy_fits_env, load_policy
-from tidyarm.rollout import POLICY_NAMES, make_policy, run_episodes
+from tidyarm.rollout import POLICY_NAMES, make_policy, run_episodes, video_frame
 from tidyarm.sim.env import EnvConfig, So101Env
 from tidyarm.stats import wilson_interval
-from tidyarm.video import tile, write_mp4
+from tidyarm.video import write_mp4
 
 EVAL_SEED = 1_000_000  # shared with training's periodic evaluation; training resets never use these seeds
 PRETRAINED = Path(__file__).parent / "pretrained"
@@ -87,7 +87,5 @@ def evaluate(spec: PolicySpec, episodes: int, task: str | None = None, out_dir: 
 
 
 def record_video(spec: PolicySpec, env: So101Env, episodes: int, seed: int, path: Path) -> Path:
-    def frame(env):
-        return tile([env.render_camera("front", (240, 320)), env.render_camera("wrist", (240, 320))], 2)
-    _, frames = run_episodes(env, spec.build(env), episodes, seed=seed, frame_fn=frame)
+    _, frames = run_episodes(env, spec.build(env), episodes, seed=seed, frame_fn=video_frame)
     return write_mp4(frames, path, env.control_hz)

@@ -43,6 +43,13 @@ def still_action(env: So101Env) -> np.ndarray:
     return action
 
 
+def video_frame(env: So101Env) -> np.ndarray:
+    """One video frame: the front camera beside the wrist camera, 320x240 each."""
+    from tidyarm.video import tile
+
+    return tile([env.render_camera("front", (240, 320)), env.render_camera("wrist", (240, 320))], 2)
+
+
 def run_episodes(env: So101Env, policy: Policy, episodes: int, seed: int = 0,
                  frame_fn: Callable[[So101Env], np.ndarray] | None = None) -> tuple[list[Episode], list[np.ndarray]]:
     """Episodes on seeds seed, seed+1, ...; `frame_fn(env)` (if given) is called after every reset and step."""
