@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def main() -> None:
         description="tidyarm: SO-101 sim, learning and deployment tools.",
     )
     if isinstance(command, TrainCommand):
-        run_train(command)
+        run_train(command, sys.argv[1:])
     elif isinstance(command, Eval):
         run_eval(command)
     elif isinstance(command, Rollout):
@@ -82,13 +83,14 @@ def main() -> None:
         run_gallery(command)
 
 
-def run_train(command) -> None:
-    from tidyarm.rl.train import TrainConfig, resume, train
+def run_train(command, argv: list[str]) -> None:
+    from tidyarm.rl.train import resume, train
 
     if command.resume:
-        # The run's own config.json decides everything; only an explicitly changed --total-steps extends it.
-        steps = command.config.total_steps
-        run_dir = resume(command.resume, steps if steps != TrainConfig().total_steps else None)
+        # The run's own config.json decides everything; only a --total-steps typed on the command line
+        # extends it (even one equal to the default, which is why argv is read rather than the value).
+        typed = any(arg.split("=")[0] in ("--total-steps", "--total_steps") for arg in argv)
+        run_dir = resume(command.resume, command.config.total_steps if typed else None)
     else:
         run_dir = train(command.config)
     print(f"run directory: {run_dir}")
