@@ -5,8 +5,10 @@ Composition: scene (MjSpec) + task (reset, features, reward terms, success) + ac
 
 Observation modes
 - "state": float32 vector, layout in `env.state_layout` (name -> slice): robot proprioception
-  (joint_pos 6, joint_vel 6, tool_pos 3) followed by the task's features (object and goal poses).
-- "pixels": what a real robot provides: {"proprio": joint_pos+joint_vel+tool_pos, <camera>: uint8 HxWx3}.
+  (joint_pos 6, joint_vel 6, tool_pos 3, joint_command 6) followed by the task's features (object and
+  goal poses). joint_command is the last servo target sent: with 0-2 steps of latency the arm has not
+  reached it yet, and a policy that cannot see it cannot tell what it already asked for.
+- "pixels": what a real robot provides: {"proprio": the proprioception above, <camera>: uint8 HxWx3}.
 - "state+pixels": {"state": the state vector, <camera>: uint8 HxWx3}.
 Episodes truncate after `max_episode_steps` (the task's default unless given); `terminated` is
 reserved for real terminal states (the object fell off the table, or success when
@@ -32,7 +34,8 @@ from tidyarm.sim.tasks import TASKS
 
 OBS_MODES = ("state", "pixels", "state+pixels")
 CAMERAS = ("wrist", "front")
-PROPRIO_LAYOUT = {"joint_pos": 6, "joint_vel": 6, "tool_pos": 3}  # what a real arm can report too
+# What a real arm reports too (its driver knows the last goal position it wrote to the servos).
+PROPRIO_LAYOUT = {"joint_pos": 6, "joint_vel": 6, "tool_pos": 3, "joint_command": 6}
 PROPRIO_SIZE = sum(PROPRIO_LAYOUT.values())
 PHYSICS_TIMESTEP = 0.005
 # MuJoCo warnings that mean the physics is no longer trustworthy.
@@ -151,7 +154,7 @@ class So101Env(gym.Env):
             self.data.qpos[self.kin.qpos_adr]
         joint_vel = self.data.qvel[self.kin.dof_adr] + self.np_random.normal(0, 10 * noise, 6) if noise else \
             self.data.qvel[self.kin.dof_adr]
-        return np.concatenate([joint_pos, joint_vel, self.data.site_xpos[self.kin.site_id]])
+        return np.concatenate([joint_pos, joint_vel, self.data.site_xpos[self.kin.site_id], self.control.target])
 
     def _state(self, proprio: np.ndarray) -> np.ndarray:
         features = self.task.features(self.data)
