@@ -32,13 +32,17 @@ bench: $(STAMP)
 	$(BIN)/python bench/sac_speed.py
 
 # The small state policies shipped in src/tidyarm/pretrained/ (used by `tidyarm eval --policy pretrained:<task>`).
-pretrained: $(STAMP)
-	for task in reach lift place; do \
-	  MUJOCO_GL=egl $(BIN)/tidyarm train --task $$task --run-dir runs/pretrained-$$task && \
-	  $(BIN)/python -c "from pathlib import Path; from tidyarm.rl.policy_io import publish_policy; \
-	    publish_policy(Path('runs/pretrained-$$task'), Path('src/tidyarm/pretrained/$$task'), \
-	    'tidyarm train --task $$task --run-dir runs/pretrained-$$task')" || exit 1; \
-	done
+# Each is trained by the train command with the flags below and published with that command recorded.
+PRETRAINED_FLAGS_reach := --total-steps 15000
+PRETRAINED_FLAGS_lift := --total-steps 100000
+PRETRAINED_FLAGS_place := --total-steps 100000 --demos 200
+pretrained: pretrained-reach pretrained-lift pretrained-place
+
+pretrained-%: $(STAMP)
+	MUJOCO_GL=egl $(BIN)/tidyarm train --task $* $(PRETRAINED_FLAGS_$*) --run-dir runs/pretrained-$*
+	$(BIN)/python -c "from pathlib import Path; from tidyarm.rl.policy_io import publish_policy; \
+	  publish_policy(Path('runs/pretrained-$*'), Path('src/tidyarm/pretrained/$*'), \
+	  'tidyarm train --task $* $(PRETRAINED_FLAGS_$*) --run-dir runs/pretrained-$*')"
 
 clean:
 	rm -rf $(VENV) runs
