@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--demos", nargs="+", type=int, default=[0, 10])
     parser.add_argument("--budget", type=int, default=100_000, help="max env steps per run")
     parser.add_argument("--eval-every", type=int, default=2_500)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    parser.add_argument("--name", default="rl_steps_to_success", help="results file bench/results/<name>.json")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench"))
     args = parser.parse_args()
     rows = []
@@ -38,15 +40,15 @@ def main() -> None:
             for seed in args.seeds:
                 config = dataclasses.replace(TrainConfig(), task=task, demos=demos, seed=seed,
                                              total_steps=args.budget, eval_every=args.eval_every, eval_episodes=20,
-                                             stop_success=0.9, checkpoint_every=args.budget,
+                                             stop_success=0.9, checkpoint_every=args.budget, threads=args.threads,
                                              run_dir=args.runs / f"{task}-demos{demos}-seed{seed}")
                 start = time.perf_counter()
                 summary = json.loads((train(config) / "summary.json").read_text())
                 rows.append({"task": task, "demos": demos, "seed": seed, "steps_to_90": summary["steps_to_90"],
                              "minutes": (time.perf_counter() - start) / 60, "env_share": summary["env_share"],
                              "update_share": summary["update_share"], "budget": args.budget})
-                report("rl_steps_to_success", rows, ["task", "demos", "seed", "steps_to_90", "minutes",
-                                                     "env_share", "update_share"])
+                report(args.name, rows, ["task", "demos", "seed", "steps_to_90", "minutes", "env_share",
+                                         "update_share"])
 
 
 if __name__ == "__main__":
