@@ -57,13 +57,17 @@ class Actor(nn.Module):
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterized action (B, action_dim) and its log-probability (B,) under the squashed Gaussian."""
-        mean, log_std = self(obs)
-        noise = torch.randn_like(mean)
-        pre_tanh = mean + log_std.exp() * noise
-        gaussian_log_prob = (-0.5 * noise.square() - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * mean.shape[-1]
-        # log(1 - tanh(u)^2) written as 2 * (log 2 - u - softplus(-2u)): exact and stable for large |u|.
-        squash_correction = (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
-        return torch.tanh(pre_tanh), gaussian_log_prob - squash_correction
+        return squashed_sample(*self(obs))
+
+
+def squashed_sample(mean: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """tanh of a reparameterized Gaussian sample, and its log-probability (B,) with the tanh correction."""
+    noise = torch.randn_like(mean)
+    pre_tanh = mean + log_std.exp() * noise
+    gaussian_log_prob = (-0.5 * noise.square() - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * mean.shape[-1]
+    # log(1 - tanh(u)^2) written as 2 * (log 2 - u - softplus(-2u)): exact and stable for large |u|.
+    squash_correction = (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
+    return torch.tanh(pre_tanh), gaussian_log_prob - squash_correction
 
 
 class CriticEnsemble(nn.Module):

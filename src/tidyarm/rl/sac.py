@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tidyarm.rl.networks import Actor, CriticEnsemble
+from tidyarm.rl.networks import Actor, CriticEnsemble, squashed_sample
 
 _BATCH_KEYS = ("obs", "action", "reward", "next_obs", "discount", "terminated")
 
@@ -298,7 +298,8 @@ class SAC:
 
     def _actor_and_temperature_step(self, obs: torch.Tensor, batch_action: torch.Tensor | None = None,
                                     demo: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        action, log_prob = self.actor.sample(obs)
+        mean, log_std = self.actor(obs)  # one forward serves the SAC loss and the BC anchor
+        action, log_prob = squashed_sample(mean, log_std)
         with _frozen(self.critic):
             q = self.critic(self.normalize(obs), action)  # (num_critics, B)
         q_policy = q.min(dim=0).values if self.config.actor_q == "min" else q.mean(dim=0)
@@ -307,7 +308,7 @@ class SAC:
         metrics = {}
         if demo is not None and demo.any():
             # TD3+BC-style anchor: the scale of Q sets the weight, so bc_weight is unitless.
-            deterministic = torch.tanh(self.actor(obs[demo])[0])
+            deterministic = torch.tanh(mean[demo])
             bc_loss = (deterministic - batch_action[demo]).square().mean()
             actor_loss = actor_loss + self.config.bc_weight * q_policy.abs().mean().detach() * bc_loss
             metrics["bc_loss"] = bc_loss.detach()
