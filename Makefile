@@ -33,9 +33,10 @@ bench: $(STAMP)
 
 # The small state policies shipped in src/tidyarm/pretrained/ (used by `tidyarm eval --policy pretrained:<task>`).
 # Each is trained by the train command with the flags below and published with that command recorded.
-PRETRAINED_FLAGS_reach := --total-steps 15000
-PRETRAINED_FLAGS_lift := --total-steps 100000
-PRETRAINED_FLAGS_place := --total-steps 100000 --demos 200
+# (batch 256: the default when these were made)
+PRETRAINED_FLAGS_reach := --total-steps 15000 --batch-size 256
+PRETRAINED_FLAGS_lift := --total-steps 100000 --batch-size 256
+PRETRAINED_FLAGS_place := --total-steps 100000 --demos 200 --batch-size 256
 pretrained: pretrained-reach pretrained-lift pretrained-place
 
 pretrained-%: $(STAMP)

@@ -143,15 +143,15 @@ def test_shipped_pretrained_policy_fits_its_env_and_succeeds(task):
     assert summary["success_rate"] >= 0.6, summary
 
 
-@pytest.mark.parametrize(("argv", "expected"), [(["--total-steps", "100000"], 100_000),
-                                                (["--total-steps=100000"], 100_000), ([], None)])
+@pytest.mark.parametrize(("argv", "expected"), [(["--total-steps", "50000"], 50_000),
+                                                (["--total-steps=50000"], 50_000), ([], None)])
 def test_resume_extends_only_when_total_steps_is_typed(monkeypatch, tmp_path, argv, expected):
-    # 100000 is also the default value, so only the command line can tell "typed" from "not given".
+    # 50000 is also the default value, so only the command line can tell "typed" from "not given".
     import tidyarm.rl.train
     from tidyarm.cli import run_train
     from tidyarm.rl.train import TrainCommand
 
     calls = []
     monkeypatch.setattr(tidyarm.rl.train, "resume", lambda run_dir, steps: calls.append(steps) or run_dir)
-    run_train(TrainCommand(config=TrainConfig(total_steps=100_000), resume=tmp_path), ["--resume", "x", *argv])
+    run_train(TrainCommand(config=TrainConfig(total_steps=50_000), resume=tmp_path), ["--resume", "x", *argv])
     assert calls == [expected]

@@ -67,14 +67,17 @@ class Eval:
 def main() -> None:
     # Headless machines render through EGL; this must be set before mujoco is imported.
     os.environ.setdefault("MUJOCO_GL", "egl")
+    from tidyarm.rl.distill import DistillCommand
     from tidyarm.rl.train import TrainCommand
 
     command = tyro.extras.subcommand_cli_from_dict(
-        {"train": TrainCommand, "eval": Eval, "rollout": Rollout, "gallery": Gallery},
+        {"train": TrainCommand, "distill": DistillCommand, "eval": Eval, "rollout": Rollout, "gallery": Gallery},
         description="tidyarm: SO-101 sim, learning and deployment tools.",
     )
     if isinstance(command, TrainCommand):
         run_train(command, sys.argv[1:])
+    elif isinstance(command, DistillCommand):
+        run_distill(command)
     elif isinstance(command, Eval):
         run_eval(command)
     elif isinstance(command, Rollout):
@@ -93,6 +96,13 @@ def run_train(command, argv: list[str]) -> None:
         run_dir = resume(command.resume, command.config.total_steps if typed else None)
     else:
         run_dir = train(command.config)
+    print(f"run directory: {run_dir}")
+
+
+def run_distill(command) -> None:
+    from tidyarm.rl.distill import distill, resume_distill
+
+    run_dir = resume_distill(command.resume) if command.resume else distill(command.config)
     print(f"run directory: {run_dir}")
 
 

@@ -33,7 +33,8 @@ def plot_learning_curve(run_dir: Path, title: str = "") -> Path:
     return_axis.set(xlabel="env steps", ylabel="episode return", title="return")
     for axis in (success_axis, return_axis):
         axis.grid(alpha=0.3)
-        axis.legend(loc="lower right", fontsize=8)
+        if axis.get_legend_handles_labels()[0]:  # a distillation run logs no returns
+            axis.legend(loc="lower right", fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
     path = run_dir / "learning_curve.png"

@@ -1,4 +1,8 @@
-"""Export and load the deployable policy: actor weights (safetensors) + policy.json (env and net)."""
+"""Export and load the deployable policy: actor weights (safetensors) + policy.json (env and net).
+
+Two kinds: "state" (sac.Policy over the state vector) and "pixels" (pixel_actor.PixelPolicy over camera
+frames and proprioception; policy.json then also holds the PixelNetConfig under "net").
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import numpy as np
 
 from tidyarm import __version__
 from tidyarm.rl.checkpoint import load_tensors, read_json, save_tensors, write_json
+from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, PixelPolicy
 from tidyarm.rl.sac import SAC, Policy
 from tidyarm.sim.env import EnvConfig
 
@@ -18,12 +23,20 @@ POLICY_FORMAT = 1
 
 @dataclass
 class LoadedPolicy:
-    policy: Policy
+    policy: Policy | PixelPolicy
     env_config: EnvConfig
     meta: dict
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return self.policy.act(obs)
+    @property
+    def kind(self) -> str:
+        return self.meta.get("kind", "state")
+
+    def reset(self) -> None:
+        if isinstance(self.policy, PixelPolicy):
+            self.policy.reset()  # forget the previous episode's frames
+
+    def __call__(self, obs) -> np.ndarray:
+        return self.policy(obs) if isinstance(self.policy, PixelPolicy) else self.policy.act(obs)
 
 
 def export_policy(directory: Path, agent: SAC, env_config: EnvConfig, algo: str, step: int,
@@ -37,6 +50,30 @@ def export_policy(directory: Path, agent: SAC, env_config: EnvConfig, algo: str,
     return directory / POLICY_JSON
 
 
+def export_pixel_policy(directory: Path, actor: PixelActor, env_config: EnvConfig, algo: str, step: int) -> Path:
+    """Write a PixelActor's weights and policy.json (kind "pixels", with its PixelNetConfig under "net")."""
+    meta = {"format": POLICY_FORMAT, "kind": "pixels", "algo": algo, "step": step, "action_dim": actor.action_dim,
+            "stochastic": actor.stochastic, "net": actor.net.to_dict(), "env": env_config.to_dict(),
+            "tidyarm_version": __version__}
+    save_tensors(directory / POLICY_WEIGHTS, {key: value.detach().clone() for key, value in actor.state_dict().items()})
+    write_json(directory / POLICY_JSON, meta)
+    return directory / POLICY_JSON
+
+
+def _load_pixel_policy(meta: dict, meta_path: Path, weights_path: Path) -> PixelPolicy:
+    try:
+        net = PixelNetConfig.from_dict(meta["net"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{meta_path}: field 'net' does not describe a pixel network ({error})") from error
+    # A SAC actor also has a log-std head; the deployed policy acts on the mean alone.
+    actor = PixelActor(net, int(meta["action_dim"]), stochastic=bool(meta.get("stochastic", False)))
+    try:
+        actor.load_state_dict(load_tensors(weights_path))
+    except RuntimeError as error:
+        raise ValueError(f"{weights_path}: weights do not fit the network in {meta_path}: {error}") from error
+    return PixelPolicy(actor)
+
+
 def load_policy(directory: Path) -> LoadedPolicy:
     """Load an exported policy; every mismatch names the file and the field."""
     directory = Path(directory)
@@ -44,11 +81,17 @@ def load_policy(directory: Path) -> LoadedPolicy:
     if not meta_path.is_file():
         raise FileNotFoundError(f"{directory} holds no {POLICY_JSON}: not a run directory or exported policy")
     meta = read_json(meta_path)
-    missing = [key for key in ("format", "obs_dim", "action_dim", "env") if key not in meta]
+    kind = meta.get("kind", "state")
+    required = ("format", "action_dim", "env") + (("obs_dim",) if kind == "state" else ("net",))
+    missing = [key for key in required if key not in meta]
     if missing:
         raise ValueError(f"{meta_path} lacks field(s) {missing}")
     if meta["format"] != POLICY_FORMAT:
         raise ValueError(f"{meta_path}: field 'format' is {meta['format']}; this tidyarm reads {POLICY_FORMAT}")
+    if kind == "pixels":
+        return LoadedPolicy(_load_pixel_policy(meta, meta_path, weights_path), EnvConfig.from_dict(meta["env"]), meta)
+    if kind != "state":
+        raise ValueError(f"{meta_path}: field 'kind' is {kind!r}; expected 'state' or 'pixels'")
     try:
         policy = Policy.from_state_dict(load_tensors(weights_path))
     except ValueError as error:
@@ -61,6 +104,11 @@ def load_policy(directory: Path) -> LoadedPolicy:
 
 def check_policy_fits_env(loaded: LoadedPolicy, env, source: str) -> None:
     """Refuse a policy whose observation or action size differs from the env it is asked to drive."""
+    if loaded.kind == "pixels":
+        check_pixel_env(loaded.policy.net, loaded.meta["action_dim"], env, source)
+        return
+    if env.obs_mode != "state":
+        raise ValueError(f"{source} is a state policy; the env gives {env.obs_mode!r} observations")
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     if (loaded.meta["obs_dim"], loaded.meta["action_dim"]) != (obs_dim, action_dim):
         raise ValueError(f"{source}: policy expects obs_dim {loaded.meta['obs_dim']} and action_dim "
@@ -75,3 +123,16 @@ def publish_policy(run_dir: Path, out_dir: Path, command: str) -> Path:
     save_tensors(out_dir / POLICY_WEIGHTS, load_tensors(run_dir / POLICY_WEIGHTS))
     write_json(out_dir / POLICY_JSON, {**loaded.meta, "command": command})
     return out_dir
+
+
+def check_pixel_env(net: PixelNetConfig, action_dim: int, env, source: str) -> None:
+    """Refuse a pixel policy for an env whose cameras, image size or action size differ from its training."""
+    spaces = getattr(env.observation_space, "spaces", {})
+    expected = (net.image_size, net.image_size, 3)
+    for camera in net.cameras:
+        if camera not in spaces or spaces[camera].shape != expected:
+            found = spaces[camera].shape if camera in spaces else "no such camera"
+            raise ValueError(f"{source}: policy expects {camera!r} images of shape {expected}; the env gives {found} "
+                             f"(obs_mode {env.obs_mode!r})")
+    if env.action_space.shape[0] != action_dim:
+        raise ValueError(f"{source}: policy has action_dim {action_dim}; the env gives {env.action_space.shape[0]}")

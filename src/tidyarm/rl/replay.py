@@ -117,6 +117,15 @@ class ReplayBuffer:
             batch[name] = self._arrays[name][indices]
         return batch
 
+    def observations(self) -> Observation:
+        """The stored observations (views of the filled part): an array, or a dict of arrays for Dict spaces."""
+        if self._is_dict:
+            return {key: self._arrays[_field_name("obs", key)][: self._size] for key in self._layout}
+        return self._arrays["obs"][: self._size]
+
+    def actions(self) -> np.ndarray:
+        return self._arrays["action"][: self._size]
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat dict of numpy arrays (views, not copies): the filled part of every field plus capacity, size, cursor."""
         state = {name: array[: self._size] for name, array in self._arrays.items()}

@@ -17,15 +17,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import gymnasium
 import numpy as np
 import torch
 from torch import nn
 
+from tidyarm.rl.agent_state import pack_agent_state, unpack_agent_state
 from tidyarm.rl.networks import Actor, CriticEnsemble, squashed_sample
+from tidyarm.rl.optim import adam, frozen
 
 _BATCH_KEYS = ("obs", "action", "reward", "next_obs", "discount", "terminated")
 
@@ -58,6 +59,8 @@ class SACConfig:
     """How the actor reduces the ensemble's Q values: 'min' (SAC) or 'mean' (RLPD)."""
     utd_ratio: int = 1
     """Critic updates per env step (RLPD uses up to 20)."""
+    update_every: int = 1
+    """Env steps between update calls, each doing utd_ratio updates (used by the training loop)."""
     actor_update_every: int = 1
     """The actor and the temperature are updated once every this many critic updates (SERL uses 2)."""
     n_step: int = 1
@@ -93,7 +96,7 @@ class SACConfig:
         for name in ("bc_warmup_steps", "critic_warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)}; expected an integer >= 0")
-        for name in ("batch_size", "num_critics", "utd_ratio", "actor_update_every", "n_step"):
+        for name in ("batch_size", "num_critics", "utd_ratio", "update_every", "actor_update_every", "n_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; expected an integer >= 1")
         if not 1 <= self.num_min_critics <= self.num_critics:
@@ -117,25 +120,6 @@ class SACConfig:
 
 
 # ------------------------------------------------------------------------------------------ optimization
-
-
-@contextmanager
-def _frozen(module: nn.Module) -> Iterator[None]:
-    """Backpropagate through `module` to its inputs without computing gradients for its weights."""
-    parameters = list(module.parameters())
-    for parameter in parameters:
-        parameter.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for parameter in parameters:
-            parameter.requires_grad_(True)
-
-
-def _adam(param_groups: list[dict], device: torch.device) -> torch.optim.Adam:
-    # The fused kernel updates every tensor in one call; it exists for CPU and CUDA float32 tensors.
-    fused = device.type in ("cpu", "cuda")
-    return torch.optim.Adam(param_groups, fused=fused, foreach=None if fused else True)
 
 
 # ------------------------------------------------------------------------------------------------------- agent
@@ -165,9 +149,9 @@ class SAC:
         self.log_alpha = torch.tensor(math.log(config.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
         # One optimizer for the actor and the temperature (own learning rates): their losses share a backward.
-        self.actor_optimizer = _adam([{"params": list(self.actor.parameters()), "lr": config.actor_lr},
+        self.actor_optimizer = adam([{"params": list(self.actor.parameters()), "lr": config.actor_lr},
                                       {"params": [self.log_alpha], "lr": config.alpha_lr}], self.device)
-        self.critic_optimizer = _adam([{"params": list(self.critic.parameters()), "lr": config.critic_lr}],
+        self.critic_optimizer = adam([{"params": list(self.critic.parameters()), "lr": config.critic_lr}],
                                       self.device)
         self.num_updates = 0
         self._critic_params = list(self.critic.parameters())
@@ -300,7 +284,7 @@ class SAC:
                                     demo: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         mean, log_std = self.actor(obs)  # one forward serves the SAC loss and the BC anchor
         action, log_prob = squashed_sample(mean, log_std)
-        with _frozen(self.critic):
+        with frozen(self.critic):
             q = self.critic(self.normalize(obs), action)  # (num_critics, B)
         q_policy = q.min(dim=0).values if self.config.actor_q == "min" else q.mean(dim=0)
         alpha = self.log_alpha.detach().exp()
@@ -330,72 +314,21 @@ class SAC:
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Everything needed to resume training, as a flat dict of tensors (ready for safetensors.save_file).
-
-        Keys: `actor.*`, `critic.*`, `critic_target.*` (module weights), `log_alpha`, `num_updates`, and
-        `<name>_optimizer.<param index>.<field>` for the Adam moments and step counts. Optimizer hyperparameters
-        are not stored: they come from the config the agent is rebuilt with.
-        """
-        tensors = {}
-        for prefix, module in self._modules().items():
-            for key, value in module.state_dict().items():
-                tensors[f"{prefix}.{key}"] = value.detach().clone()
-        tensors["log_alpha"] = self.log_alpha.detach().clone()
-        tensors["num_updates"] = torch.tensor(self.num_updates, dtype=torch.int64)
-        for prefix, optimizer in self._optimizers().items():
-            for index, fields in optimizer.state_dict()["state"].items():
-                for field, value in fields.items():
-                    tensors[f"{prefix}.{index}.{field}"] = torch.as_tensor(value).detach().clone()
-        return tensors
+        """Everything needed to resume training as a flat dict of tensors (layout in agent_state.py)."""
+        return pack_agent_state(self._modules(), self._optimizers(), self._extras())
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
         """Restore from `state_dict()`; raises ValueError naming the first missing or mismatching field."""
-        expected = {f"{prefix}.{key}": value for prefix, module in self._modules().items()
-                    for key, value in module.state_dict().items()}
-        expected["log_alpha"] = self.log_alpha
-        optimizer_keys = {key for key in tensors if key.split(".")[0] in self._optimizers()}
-        missing = sorted(set(expected) - set(tensors))
-        if missing:
-            raise ValueError(f"state_dict is missing field {missing[0]!r} ({len(missing)} missing in all)")
-        unexpected = sorted(set(tensors) - set(expected) - optimizer_keys - {"num_updates"})
-        if unexpected:
-            raise ValueError(f"state_dict has unexpected field {unexpected[0]!r} ({len(unexpected)} in all)")
-        for key, value in expected.items():
-            if tuple(tensors[key].shape) != tuple(value.shape):
-                raise ValueError(f"state_dict field {key!r} has shape {tuple(tensors[key].shape)}; "
-                                 f"expected {tuple(value.shape)}")
-        for prefix, module in self._modules().items():
-            start = len(prefix) + 1
-            module.load_state_dict({key[start:]: value for key, value in tensors.items()
-                                    if key.startswith(f"{prefix}.")})
-        with torch.no_grad():
-            self.log_alpha.copy_(tensors["log_alpha"])
-        self.num_updates = int(tensors.get("num_updates", torch.tensor(0)))
-        for prefix, optimizer in self._optimizers().items():
-            _load_optimizer_state(optimizer, prefix, tensors)
+        extras = self._extras()
+        unpack_agent_state(tensors, self._modules(), self._optimizers(), extras, optional=("num_updates",))
+        self.num_updates = int(extras["num_updates"])
+
+    def _extras(self) -> dict[str, torch.Tensor]:
+        return {"log_alpha": self.log_alpha, "num_updates": torch.tensor(self.num_updates, dtype=torch.int64)}
 
     def policy_state_dict(self) -> dict[str, torch.Tensor]:
         """Actor weights only: what `Policy.from_state_dict` needs for deployment."""
         return {key: value.detach().clone() for key, value in self.actor.state_dict().items()}
-
-
-def _load_optimizer_state(optimizer: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor]) -> None:
-    """Rebuild an optimizer state dict from `<prefix>.<param index>.<field>` tensors and the live param groups."""
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        head, _, rest = key.partition(".")
-        if head != prefix:
-            continue
-        index, _, field = rest.partition(".")
-        if not index.isdigit() or not field:
-            raise ValueError(f"state_dict field {key!r}; expected '{prefix}.<param index>.<field>'")
-        state.setdefault(int(index), {})[field] = value.clone()
-    current = optimizer.state_dict()
-    num_params = sum(len(group["params"]) for group in current["param_groups"])
-    for index in state:
-        if index >= num_params:
-            raise ValueError(f"state_dict has {prefix} state for parameter {index}; the optimizer has {num_params}")
-    optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
 
 
 # -------------------------------------------------------------------------------------------------- deployment

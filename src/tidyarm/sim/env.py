@@ -9,7 +9,8 @@ Observation modes
   goal poses). joint_command is the last servo target sent: with 0-2 steps of latency the arm has not
   reached it yet, and a policy that cannot see it cannot tell what it already asked for.
 - "pixels": what a real robot provides: {"proprio": the proprioception above, <camera>: uint8 HxWx3}.
-- "state+pixels": {"state": the state vector, <camera>: uint8 HxWx3}.
+- "state+pixels": {"proprio", "state": the state vector, <camera>: uint8 HxWx3}: what a teacher or an
+  asymmetric critic (state) and an image student (proprio + cameras) need from one env.
 Episodes truncate after `max_episode_steps` (the task's default unless given); `terminated` is
 reserved for real terminal states (the object fell off the table, or success when
 `terminate_on_success`). `info["privileged"]` always holds the full simulator state (qpos, qvel)
@@ -47,7 +48,7 @@ class So101Env(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, task: str = "lift", obs_mode: str = "state", action_mode: str = "ee",
-                 control_hz: float = 10.0, image_size: int | tuple[int, int] = 64,
+                 control_hz: float = 10.0, image_size: int | tuple[int, int] = 64, supersample: int = 1,
                  cameras: tuple[str, ...] = CAMERAS, randomization: Randomization | None = None,
                  terminate_on_success: bool = False, reward_weights: dict[str, float] | None = None,
                  max_episode_steps: int | None = None,
@@ -65,6 +66,9 @@ class So101Env(gym.Env):
         self.task_name, self.obs_mode, self.action_mode = task, obs_mode, action_mode
         self.control_hz, self.substeps = 200.0 / substeps, substeps
         self.image_hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if not 1 <= supersample <= 16:
+            raise ValueError(f"supersample = {supersample}: expected an integer in 1 .. 16")
+        self.supersample = int(supersample)
         self.cameras, self.terminate_on_success = tuple(cameras), terminate_on_success
         self.render_mode, self.render_size = render_mode, render_size
         self.metadata = {**self.metadata, "render_fps": self.control_hz}
@@ -160,14 +164,24 @@ class So101Env(gym.Env):
         features = self.task.features(self.data)
         return np.concatenate([proprio, *features.values()]).astype(np.float32)
 
+    def camera_image(self, camera: str) -> np.ndarray:
+        """The observation image of one camera: rendered at `supersample` x the image size, then area-averaged,
+        so a 16-px image is a faithful thumbnail of the scene instead of an aliased sample of it."""
+        if self.supersample == 1:
+            return self.render_camera(camera)
+        (height, width), factor = self.image_hw, self.supersample
+        image = self.render_camera(camera, (height * factor, width * factor))
+        blocks = image.reshape(height, factor, width, factor, 3).mean(axis=(1, 3), dtype=np.float32)
+        return np.round(blocks).astype(np.uint8)
+
     def _observation(self):
         proprio = self._proprio()
         if self.obs_mode == "state":
             return self._state(proprio)
-        images = {camera: self.render_camera(camera) for camera in self.cameras}
+        images = {camera: self.camera_image(camera) for camera in self.cameras}
         if self.obs_mode == "pixels":
             return {"proprio": proprio.astype(np.float32), **images}
-        return {"state": self._state(proprio), **images}
+        return {"proprio": proprio.astype(np.float32), "state": self._state(proprio), **images}
 
     def _layout(self) -> dict[str, slice]:
         sizes = dict(PROPRIO_LAYOUT)
@@ -184,10 +198,10 @@ class So101Env(gym.Env):
         if self.obs_mode == "state":
             return state
         images = {camera: gym.spaces.Box(0, 255, shape=(*self.image_hw, 3), dtype=np.uint8) for camera in self.cameras}
+        proprio = gym.spaces.Box(-np.inf, np.inf, shape=(PROPRIO_SIZE,), dtype=np.float32)
         if self.obs_mode == "pixels":
-            proprio = gym.spaces.Box(-np.inf, np.inf, shape=(PROPRIO_SIZE,), dtype=np.float32)
             return gym.spaces.Dict({"proprio": proprio, **images})
-        return gym.spaces.Dict({"state": state, **images})
+        return gym.spaces.Dict({"proprio": proprio, "state": state, **images})
 
     # -- Safety ------------------------------------------------------------------------------------
     def _validate_action(self, action) -> np.ndarray:
@@ -233,6 +247,8 @@ class EnvConfig:
     """Control rate (Hz); physics runs at 200 Hz."""
     image_size: int = 64
     """Height and width of camera observations (pixel modes)."""
+    supersample: int = 1
+    """Render at this multiple of image_size and area-average down to it (e.g. 8: 128 px rendered, 16 px seen)."""
     cameras: tuple[str, ...] = CAMERAS
     """Cameras in pixel observations."""
     randomize: bool = True
@@ -247,7 +263,8 @@ class EnvConfig:
         """A fresh So101Env; `overrides` pass straight to So101Env (e.g. render_mode)."""
         randomization = Randomization() if self.randomize else Randomization.off()
         return So101Env(self.task, obs_mode=self.obs_mode, action_mode=self.action_mode, control_hz=self.control_hz,
-                        image_size=self.image_size, cameras=self.cameras, randomization=randomization, **overrides)
+                        image_size=self.image_size, supersample=self.supersample, cameras=self.cameras,
+                        randomization=randomization, **overrides)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "cameras": list(self.cameras)}

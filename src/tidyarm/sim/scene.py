@@ -25,8 +25,9 @@ CUBE_HALF = 0.0125  # m: a 2.5 cm cube
 CUBE_DENSITY = 500.0  # kg/m^3: a wooden toy block, about 8 g
 BOWL_INNER_RADIUS = 0.055  # m
 BOWL_WALL_HEIGHT = 0.035  # m
-FRONT_CAMERA_POS = (0.62, 0.0, 0.36)
+FRONT_CAMERA_POS = (0.40, 0.0, 0.45)  # above and in front: the workspace fills the view
 FRONT_CAMERA_LOOKAT = (0.22, 0.0, 0.0)
+FRONT_CAMERA_FOVY = 55.0
 
 
 def build_scene(objects: tuple[str, ...] = ("cube",), arm_xml: str | Path = ARM_XML) -> mujoco.MjSpec:
@@ -110,7 +111,7 @@ def _add_front_camera(spec: mujoco.MjSpec) -> None:
     up = np.cross(right, forward)
     quat = np.zeros(4)
     mujoco.mju_mat2Quat(quat, np.column_stack([right, up, -forward]).ravel())
-    spec.worldbody.add_camera(name="front", pos=position, quat=quat, fovy=55)
+    spec.worldbody.add_camera(name="front", pos=position, quat=quat, fovy=FRONT_CAMERA_FOVY)
 
 
 def _add_cube(spec: mujoco.MjSpec) -> None:

@@ -1,0 +1,305 @@
+"""Teacher-student distillation: a state policy (the teacher) teaches an image policy (the student).
+
+DAgger (Ross et al., 2011): every iteration rolls out a mixture that follows the teacher with probability
+beta and the student otherwise, labels every visited observation with the teacher's action, adds the pairs
+to one growing dataset and refits the student on all of it. The student thus learns to recover from its own
+mistakes, which plain behaviour cloning from teacher rollouts (method "bc": beta = 1 throughout) never
+shows it. The env runs in "state+pixels" mode: the teacher reads the state vector, the student only the
+cameras and proprioception. Randomization stays on, so the student must see through it.
+
+An auxiliary loss (`aux_weight`) also asks the student's image features to predict the task's privileged
+features (object and goal poses, standardized) through a linear head used only in training: the teacher's
+actions alone are a weak signal for where a 2-pixel cube is, the state says it directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+import tyro
+from torch import nn
+from tqdm import tqdm
+
+from tidyarm import __version__
+from tidyarm.eval import EVAL_SEED, resolve_policy
+from tidyarm.plots import plot_learning_curve
+from tidyarm.rl.agent_state import pack_agent_state, unpack_agent_state
+from tidyarm.rl.checkpoint import check_meta, find_checkpoint, load_tensors, read_json, save_checkpoint, write_json
+from tidyarm.rl.encoder import color_jitter, default_shift_pad, random_shift, stack_cameras
+from tidyarm.rl.labelled_frames import LabelledFrames
+from tidyarm.rl.logger import RunLogger
+from tidyarm.rl.networks import ObsNormalizer
+from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, PixelPolicy, observation_tensors, proprio_of
+from tidyarm.rl.policy_io import LoadedPolicy, export_pixel_policy
+from tidyarm.sim.env import PROPRIO_SIZE
+from tidyarm.sim.vector import make_vector_env
+
+DAGGER_SEED = 3_000_000  # collection episodes use their own seeds, apart from training, demos and evaluation
+METHODS = ("dagger", "bc")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distill a state teacher into an image student (DAgger, or plain BC from teacher rollouts)."""
+
+    teacher: str = "pretrained:lift"
+    """The teacher: a state run directory or pretrained:<task>."""
+    method: str = "dagger"
+    """dagger (student rollouts labelled by the teacher) or bc (teacher rollouts only, the baseline)."""
+    net: PixelNetConfig = PixelNetConfig()
+    """The student's cameras, image size and network."""
+    iterations: int = 12
+    """Collect-then-fit rounds."""
+    episodes_per_iteration: int = 16
+    """Episodes collected per round."""
+    beta_decay: float = 0.5
+    """DAgger's teacher share: 1 in round 0, then beta_decay**round."""
+    fit_steps: int = 600
+    """Gradient steps on the whole dataset after each round."""
+    batch_size: int = 128
+    """Observations per gradient step."""
+    lr: float = 3e-4
+    """Adam learning rate of the student."""
+    color_jitter: float = 0.1
+    """Colour-jitter strength on training images (0 = off); random shifts are always on."""
+    aux_weight: float = 1.0
+    """Weight of the auxiliary loss predicting the privileged task features from image features (0 = off)."""
+    eval_episodes: int = 20
+    """Student episodes per evaluation (after every round), on seeds collection never uses."""
+    num_envs: int = 2
+    """Parallel envs (worker processes) for collection and evaluation; 1 runs in this process."""
+    seed: int = 0
+    """Seed of collection episodes, the network and batch sampling."""
+    run_dir: Path | None = None
+    """Run directory (default runs/<task>-<method>-seed<seed>)."""
+    threads: int = 2
+    """torch CPU threads."""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method {self.method!r}: expected one of {list(METHODS)}")
+        for name, low, high in (("iterations", 1, 1000), ("episodes_per_iteration", 1, 10_000),
+                                ("fit_steps", 0, 1_000_000), ("batch_size", 1, 65_536), ("eval_episodes", 1, 10_000),
+                                ("num_envs", 1, 64), ("seed", 0, 2**31 - 1), ("threads", 1, 256)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"{name} = {value}: expected an integer in {low} .. {high}")
+        if not 0.0 <= self.beta_decay <= 1.0:
+            raise ValueError(f"beta_decay = {self.beta_decay}: expected 0 .. 1")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr = {self.lr}: expected a finite number > 0")
+        if not 0.0 <= self.color_jitter < 1.0:
+            raise ValueError(f"color_jitter = {self.color_jitter}: expected 0 <= value < 1")
+        if not (np.isfinite(self.aux_weight) and self.aux_weight >= 0):
+            raise ValueError(f"aux_weight = {self.aux_weight}: expected a finite number >= 0")
+
+    def beta(self, iteration: int) -> float:
+        """Probability that the teacher's action is executed in this round (labels always come from it)."""
+        return 1.0 if self.method == "bc" or iteration == 0 else self.beta_decay**iteration
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "net": self.net.to_dict(), "run_dir": str(self.run_dir)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DistillConfig:
+        return cls(**{**values, "net": PixelNetConfig.from_dict(values["net"]), "run_dir": Path(values["run_dir"])})
+
+
+def load_teacher(spec: str) -> LoadedPolicy:
+    """A saved state policy; a pixel policy or a built-in name is refused with the reason."""
+    policy = resolve_policy(spec).loaded
+    if policy is None:
+        raise ValueError(f"teacher {spec!r} is a built-in policy; distillation needs a saved state policy "
+                         "(a run directory or pretrained:<task>)")
+    if policy.kind != "state" or policy.env_config.obs_mode != "state":
+        raise ValueError(f"teacher {spec!r} has observation mode {policy.env_config.obs_mode!r} (kind "
+                         f"{policy.kind!r}); the teacher must be a state policy")
+    return policy
+
+
+class Distiller:
+    """Owns teacher, student, dataset and logs of one distillation run; `run()` does the remaining rounds."""
+
+    def __init__(self, config: DistillConfig, resume: bool = False):
+        self.teacher = load_teacher(config.teacher)
+        task = self.teacher.env_config.task
+        self.config = config = dataclasses.replace(
+            config, run_dir=config.run_dir or Path("runs") / f"{task}-{config.method}-seed{config.seed}")
+        self.run_dir = config.run_dir
+        torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        net = config.net
+        # The student's env: the teacher's task, action mode and randomization, seen through cameras too.
+        self.env_config = dataclasses.replace(self.teacher.env_config, obs_mode="state+pixels", cameras=net.cameras,
+                                              image_size=net.image_size, supersample=net.supersample)
+        self.envs = make_vector_env(self.env_config, config.num_envs, asynchronous=config.num_envs > 1,
+                                    frame_stack=net.frame_stack)
+        self.max_steps = self.env_config.make().max_episode_steps
+        self.action_dim = self.envs.single_action_space.shape[0]
+        state_dim = self.envs.single_observation_space["state"].shape[0]
+        if self.teacher.meta["obs_dim"] != state_dim:
+            raise ValueError(f"teacher {config.teacher!r} takes obs_dim {self.teacher.meta['obs_dim']}; the "
+                             f"{task} env's state has {state_dim}: it was trained on another observation layout")
+        self.student = PixelActor(net, self.action_dim, stochastic=False)
+        # Training-only head: student image features -> standardized task features (state after proprio).
+        self.aux_head = nn.Linear(net.feature_dim, state_dim - PROPRIO_SIZE)
+        self.task_normalizer = ObsNormalizer(state_dim - PROPRIO_SIZE)
+        self.optimizer = torch.optim.Adam([*self.student.parameters(), *self.aux_head.parameters()], lr=config.lr)
+        capacity = config.iterations * config.episodes_per_iteration * self.max_steps
+        self.data = LabelledFrames(self.envs.single_observation_space, self.action_dim, capacity)
+        self.iteration = 0
+        if resume:
+            self._restore()
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.run_dir / "config.json", config.to_dict())
+        self.logger = RunLogger(self.run_dir, self.iteration and self.data.size)
+
+    def run(self) -> Path:
+        config, started = self.config, time.perf_counter()
+        bar = tqdm(total=config.iterations, initial=self.iteration, unit="round", desc=f"distill/{config.method}")
+        while self.iteration < config.iterations:
+            beta = config.beta(self.iteration)
+            seeds = DAGGER_SEED + 10_000 * config.seed + self.iteration * config.episodes_per_iteration
+            collected = self._rollouts(config.episodes_per_iteration, seeds, beta, record=True)
+            loss = self._fit(config.fit_steps)
+            evaluation = self._rollouts(config.eval_episodes, EVAL_SEED, beta=0.0, record=False)
+            self.iteration += 1
+            step = self.data.size  # x axis: labelled observations so far (env steps collected)
+            self.logger.log(step, {"success_rate": collected, "beta": beta, "loss": loss,
+                                   "minutes": (time.perf_counter() - started) / 60}, "train")
+            self.logger.log(step, {"success_rate": evaluation}, "eval")
+            bar.update(1)
+            bar.set_postfix(eval=f"{evaluation:.2f}", beta=f"{beta:.2f}", loss=f"{loss:.4f}", refresh=False)
+            self._checkpoint()
+        bar.close()
+        self.envs.close()
+        self.logger.close()
+        plot_learning_curve(self.run_dir, f"{self.env_config.task} / {config.method} student / seed {config.seed}")
+        return self.run_dir
+
+    # -- collection ----------------------------------------------------------------------------------------
+    def _rollouts(self, episodes: int, first_seed: int, beta: float, record: bool) -> float:
+        """Run `episodes` episodes, num_envs at a time; returns their success rate. With `record`, every
+        observation is stored with the teacher's action. Each step executes the teacher's action with
+        probability beta (per env and step), the student's otherwise."""
+        successes = []
+        for start in range(0, episodes, self.config.num_envs):
+            count = min(self.config.num_envs, episodes - start)
+            successes += self._round(list(range(first_seed + start, first_seed + start + count)), beta, record)
+        return float(np.mean(successes))
+
+    def _round(self, seeds: list[int], beta: float, record: bool) -> list[bool]:
+        num_envs = self.config.num_envs
+        padded = seeds + [seeds[-1]] * (num_envs - len(seeds))  # spare workers repeat an episode, unrecorded
+        obs, _ = self.envs.reset(seed=padded)
+        student = self._student_actions
+        active = np.arange(num_envs) < len(seeds)
+        success = np.zeros(num_envs, dtype=bool)
+        for _ in range(self.max_steps):
+            teacher_action = self.teacher(obs["state"])  # the state policy acts on the whole batch at once
+            action = teacher_action if beta >= 1.0 else student(obs)
+            if 0.0 < beta < 1.0:
+                use_teacher = self.rng.random(num_envs) < beta
+                action = np.where(use_teacher[:, None], teacher_action, action)
+            if record:
+                self.data.add_batch(obs, teacher_action, active)
+            obs, _, terminated, truncated, info = self.envs.step(action)
+            done = terminated | truncated
+            step_success = np.array(info["success"], dtype=bool)
+            if done.any():  # those envs have already reset: their last step's info is under final_info
+                step_success[done] = np.asarray(info["final_info"]["success"], dtype=bool)[done]
+            success |= active & step_success
+            active &= ~done  # a finished env starts another episode at once; ignore it until the round ends
+            if not active.any():
+                break
+        return list(success[: len(seeds)])
+
+    def _student_actions(self, obs: dict) -> np.ndarray:
+        with torch.inference_mode():
+            tensors = observation_tensors(obs, self.config.net.cameras, torch.device("cpu"))
+            mean, _ = self.student(stack_cameras(tensors, self.config.net.cameras), proprio_of(tensors))
+        return torch.tanh(mean).numpy()
+
+    # -- fitting -------------------------------------------------------------------------------------------
+    def _fit(self, steps: int) -> float:
+        """Refit the student on the whole dataset: MSE between its deterministic action and the teacher's."""
+        net, pad = self.config.net, default_shift_pad(self.config.net.image_size)
+        if self.iteration == 0:
+            self.student.proprio_normalizer.fit(torch.as_tensor(self.data.arrays("proprio")))
+            self.task_normalizer.fit(torch.as_tensor(self.data.arrays("state")[:, PROPRIO_SIZE:]))
+        self.student.train()
+        loss = torch.zeros(())
+        for _ in range(steps):
+            obs, teacher_action = self.data.sample(self.config.batch_size, self.rng)
+            tensors = observation_tensors(obs, net.cameras, torch.device("cpu"))
+            images = color_jitter(random_shift(stack_cameras(tensors, net.cameras), pad), self.config.color_jitter)
+            features = self.student.trunk(self.student.encoder(images))
+            mean, _ = self.student.head_from_trunk(features, proprio_of(tensors))
+            loss = (torch.tanh(mean) - torch.as_tensor(teacher_action)).square().mean()
+            task_features = self.task_normalizer(tensors["state"][:, PROPRIO_SIZE:])
+            aux_loss = (self.aux_head(features) - task_features).square().mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss + self.config.aux_weight * aux_loss).backward()
+            self.optimizer.step()
+        self.student.eval()
+        return float(loss.detach())
+
+    # -- persistence ---------------------------------------------------------------------------------------
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"student": self.student, "aux_head": self.aux_head, "task_normalizer": self.task_normalizer}
+
+    def _meta(self) -> dict:
+        return {"iteration": self.iteration, "task": self.env_config.task, "method": self.config.method,
+                "net": self.config.net.to_dict(), "tidyarm_version": __version__,
+                "rng_state": self.rng.bit_generator.state}
+
+    def _checkpoint(self) -> None:
+        tensors = pack_agent_state(self._modules(), {"optimizer": self.optimizer}, {})
+        save_checkpoint(self.run_dir, {**tensors, "torch_rng_state": torch.get_rng_state()}, {"dataset": self.data},
+                        self._meta())
+        deployed_env = dataclasses.replace(self.env_config, obs_mode="pixels")  # what a real arm provides
+        export_pixel_policy(self.run_dir, self.student, deployed_env, algo=self.config.method, step=self.data.size)
+
+    def _restore(self) -> None:
+        path = find_checkpoint(self.run_dir)
+        meta = read_json(path / "meta.json")
+        check_meta(meta, {"task": self.env_config.task, "method": self.config.method,
+                          "net": self.config.net.to_dict()}, path / "meta.json")
+        tensors = load_tensors(path / "agent.safetensors")
+        torch.set_rng_state(tensors.pop("torch_rng_state"))
+        try:
+            unpack_agent_state(tensors, self._modules(), {"optimizer": self.optimizer}, {})
+        except ValueError as error:
+            raise ValueError(f"{path / 'agent.safetensors'}: {error}") from error
+        self.data.load(path / "dataset.npz")
+        self.rng.bit_generator.state = meta["rng_state"]
+        self.iteration = int(meta["iteration"])
+
+
+@dataclass(frozen=True)
+class DistillCommand:
+    """Distill a state teacher into an image policy (`tidyarm distill --teacher RUN_DIR`), or resume a run."""
+
+    config: Annotated[DistillConfig, tyro.conf.arg(name="")] = DistillConfig()
+    resume: Path | None = None
+    """Continue this distillation run from its last checkpoint (its config.json wins)."""
+
+
+def distill(config: DistillConfig) -> Path:
+    return Distiller(config).run()
+
+
+def resume_distill(run_dir: Path) -> Path:
+    config = DistillConfig.from_dict(read_json(run_dir / "config.json"))
+    return Distiller(dataclasses.replace(config, run_dir=run_dir), resume=True).run()
+
+
+__all__ = ["DistillCommand", "DistillConfig", "Distiller", "PixelPolicy", "distill", "resume_distill"]
