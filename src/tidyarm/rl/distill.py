@@ -139,19 +139,15 @@ class Distiller:
         # The student's env: the teacher's task, action mode and randomization, seen through cameras too.
         self.env_config = dataclasses.replace(self.teacher.env_config, obs_mode="state+pixels", cameras=net.cameras,
                                               image_size=net.image_size, supersample=net.supersample)
+        probe = self.env_config.make()
+        if self.teacher.meta["obs_dim"] != probe.observation_space["state"].shape[0]:
+            raise ValueError(f"teacher {config.teacher!r} takes obs_dim {self.teacher.meta['obs_dim']}; the {task} "
+                             f"env's state has {probe.observation_space['state'].shape[0]}: another observation layout")
+        self.max_steps, self.action_dim = probe.max_episode_steps, probe.action_space.shape[0]
+        self._build_student(probe.state_layout)
+        probe.close()
         self.envs = make_vector_env(self.env_config, config.num_envs, asynchronous=config.num_envs > 1,
                                     frame_stack=net.frame_stack)
-        self.max_steps = self.env_config.make().max_episode_steps
-        self.action_dim = self.envs.single_action_space.shape[0]
-        state_dim = self.envs.single_observation_space["state"].shape[0]
-        if self.teacher.meta["obs_dim"] != state_dim:
-            raise ValueError(f"teacher {config.teacher!r} takes obs_dim {self.teacher.meta['obs_dim']}; the "
-                             f"{task} env's state has {state_dim}: it was trained on another observation layout")
-        self.student = PixelActor(net, self.action_dim, stochastic=False)
-        # Training-only head: student image features -> standardized task features (state after proprio).
-        self.aux_head = nn.Linear(net.feature_dim, state_dim - PROPRIO_SIZE)
-        self.task_normalizer = ObsNormalizer(state_dim - PROPRIO_SIZE)
-        self.optimizer = torch.optim.Adam([*self.student.parameters(), *self.aux_head.parameters()], lr=config.lr)
         capacity = config.iterations * config.episodes_per_iteration * self.max_steps
         self.data = LabelledFrames(self.envs.single_observation_space, self.action_dim, capacity)
         self.iteration = 0
@@ -162,6 +158,18 @@ class Distiller:
             write_json(self.run_dir / "config.json", config.to_dict())
         self.logger = RunLogger(self.run_dir, self.iteration and self.data.size)
 
+    def _build_student(self, state_layout: dict[str, slice]) -> None:
+        """The student, plus a training-only head from its image features to standardized task features:
+        every task feature except orientations as quaternions, which a symmetric cube (and q ~ -q) makes
+        ambiguous from pixels (the yaw relative to the jaw stays)."""
+        self.student = PixelActor(self.config.net, self.action_dim, stochastic=False)
+        self.aux_index = torch.cat([torch.arange(part.start, part.stop) for name, part in state_layout.items()
+                                    if part.start >= PROPRIO_SIZE and not name.endswith("_quat")])
+        self.aux_head = nn.Linear(self.config.net.feature_dim, len(self.aux_index))
+        self.task_normalizer = ObsNormalizer(len(self.aux_index))
+        parameters = [*self.student.parameters(), *self.aux_head.parameters()]
+        self.optimizer = torch.optim.Adam(parameters, lr=self.config.lr)
+
     def run(self) -> Path:
         config, started = self.config, time.perf_counter()
         bar = tqdm(total=config.iterations, initial=self.iteration, unit="round", desc=f"distill/{config.method}")
@@ -169,11 +177,11 @@ class Distiller:
             beta = config.beta(self.iteration)
             seeds = DAGGER_SEED + 10_000 * config.seed + self.iteration * config.episodes_per_iteration
             collected = self._rollouts(config.episodes_per_iteration, seeds, beta, record=True)
-            loss = self._fit(config.fit_steps)
+            loss, aux_loss = self._fit(config.fit_steps)
             evaluation = self._rollouts(config.eval_episodes, EVAL_SEED, beta=0.0, record=False)
             self.iteration += 1
             step = self.data.size  # x axis: labelled observations so far (env steps collected)
-            self.logger.log(step, {"success_rate": collected, "beta": beta, "loss": loss,
+            self.logger.log(step, {"success_rate": collected, "beta": beta, "loss": loss, "aux_loss": aux_loss,
                                    "minutes": (time.perf_counter() - started) / 60}, "train")
             self.logger.log(step, {"success_rate": evaluation}, "eval")
             bar.update(1)
@@ -229,14 +237,15 @@ class Distiller:
         return torch.tanh(mean).numpy()
 
     # -- fitting -------------------------------------------------------------------------------------------
-    def _fit(self, steps: int) -> float:
-        """Refit the student on the whole dataset: MSE between its deterministic action and the teacher's."""
+    def _fit(self, steps: int) -> tuple[float, float]:
+        """Refit the student on the whole dataset: MSE between its deterministic action and the teacher's, plus
+        the auxiliary loss. Returns the last step's two losses."""
         net, pad = self.config.net, default_shift_pad(self.config.net.image_size)
         if self.iteration == 0:
             self.student.proprio_normalizer.fit(torch.as_tensor(self.data.arrays("proprio")))
-            self.task_normalizer.fit(torch.as_tensor(self.data.arrays("state")[:, PROPRIO_SIZE:]))
+            self.task_normalizer.fit(torch.as_tensor(self.data.arrays("state"))[:, self.aux_index])
         self.student.train()
-        loss = torch.zeros(())
+        loss = aux_loss = torch.zeros(())
         for _ in range(steps):
             obs, teacher_action = self.data.sample(self.config.batch_size, self.rng)
             tensors = observation_tensors(obs, net.cameras, torch.device("cpu"))
@@ -244,13 +253,13 @@ class Distiller:
             features = self.student.trunk(self.student.encoder(images))
             mean, _ = self.student.head_from_trunk(features, proprio_of(tensors))
             loss = (torch.tanh(mean) - torch.as_tensor(teacher_action)).square().mean()
-            task_features = self.task_normalizer(tensors["state"][:, PROPRIO_SIZE:])
+            task_features = self.task_normalizer(tensors["state"][:, self.aux_index])
             aux_loss = (self.aux_head(features) - task_features).square().mean()
             self.optimizer.zero_grad(set_to_none=True)
             (loss + self.config.aux_weight * aux_loss).backward()
             self.optimizer.step()
         self.student.eval()
-        return float(loss.detach())
+        return float(loss.detach()), float(aux_loss.detach())
 
     # -- persistence ---------------------------------------------------------------------------------------
     def _modules(self) -> dict[str, nn.Module]:

@@ -66,31 +66,49 @@ def default_shift_pad(image_size: int) -> int:
     return max(1, round(image_size * 4 / 84))
 
 
-class ImageEncoder(nn.Module):
-    """3x3 conv trunk with ReLUs -> flat features (B, repr_dim). Sized to the image: DrQ's four layers
-    (first with stride 2) from 64 px up, two layers (first with stride 2) at 32-63 px, two stride-1
-    layers below 32 px, so a 16-px image is not squeezed to nothing."""
+POOLINGS = ("flatten", "keypoints")
 
-    def __init__(self, in_channels: int, image_size: int, filters: int = 32):
+
+class ImageEncoder(nn.Module):
+    """3x3 conv trunk with ReLUs -> features (B, repr_dim). Sized to the image: DrQ's four layers (first with
+    stride 2) from 64 px up, two layers (first with stride 2) at 32-63 px, two stride-1 layers below 32 px, so
+    a 16-px image is not squeezed to nothing.
+
+    pooling "flatten" (DrQ) keeps every activation; "keypoints" is a spatial softmax (Levine et al. 2016):
+    each channel becomes the expected (x, y) of its activation map, a sub-pixel position. Where a 2-pixel
+    cube is matters more than what the rest of the table looks like, and the features shrink from
+    filters * H * W to 2 * filters."""
+
+    def __init__(self, in_channels: int, image_size: int, filters: int = 32, pooling: str = "flatten"):
         super().__init__()
         if image_size < 8:
             raise ValueError(f"image_size = {image_size}: expected at least 8 pixels")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling {pooling!r}: expected one of {list(POOLINGS)}")
         strides = (2, 1, 1, 1) if image_size >= 64 else (2, 1) if image_size >= 32 else (1, 1)
         layers, channels = [], in_channels
         for stride in strides:
             layers += [nn.Conv2d(channels, filters, kernel_size=3, stride=stride), nn.ReLU()]
             channels = filters
         self.convs = nn.Sequential(*layers)
-        self.in_channels, self.image_size = in_channels, image_size
+        self.in_channels, self.image_size, self.pooling = in_channels, image_size, pooling
         with torch.no_grad():
-            self.repr_dim = self.convs(torch.zeros(1, in_channels, image_size, image_size)).numel()
+            height, width = self.convs(torch.zeros(1, in_channels, image_size, image_size)).shape[-2:]
+        self.repr_dim = filters * (2 if pooling == "keypoints" else height * width)
+        # Pixel-centre coordinates in [-1, 1] of the final activation maps, for the spatial softmax.
+        self.register_buffer("grid_x", torch.linspace(-1.0, 1.0, width).repeat(height), persistent=False)
+        self.register_buffer("grid_y", torch.linspace(-1.0, 1.0, height).repeat_interleave(width), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, C, H, W) floats in [0, 1] (see `stack_cameras`)."""
         if images.shape[1:] != (self.in_channels, self.image_size, self.image_size):
             raise ValueError(f"images have shape {tuple(images.shape[1:])}; expected "
                              f"{(self.in_channels, self.image_size, self.image_size)} (channels, height, width)")
-        return self.convs(images - 0.5).flatten(1)
+        maps = self.convs(images - 0.5)
+        if self.pooling == "flatten":
+            return maps.flatten(1)
+        attention = torch.softmax(maps.flatten(2), dim=-1)  # (B, filters, H*W), one distribution per channel
+        return torch.cat([attention @ self.grid_x, attention @ self.grid_y], dim=-1)  # (B, 2 * filters)
 
 
 def feature_trunk(repr_dim: int, feature_dim: int) -> nn.Sequential:

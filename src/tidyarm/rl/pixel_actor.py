@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tidyarm.rl.encoder import ImageEncoder, feature_trunk, stack_cameras
+from tidyarm.rl.encoder import POOLINGS, ImageEncoder, feature_trunk, stack_cameras
 from tidyarm.rl.fast_linear import linear
 from tidyarm.rl.frame_stack import FrameStacker
 from tidyarm.rl.networks import LOG_STD_MAX, LOG_STD_MIN, ObsNormalizer
@@ -35,12 +35,16 @@ class PixelNetConfig:
     """Frames per camera stacked on the channel axis (DrQ-v2 uses 3)."""
     filters: int = 32
     """Channels of every conv layer."""
+    pooling: str = "flatten"
+    """Conv features as they are (flatten, DrQ) or as the expected (x, y) of each channel (keypoints)."""
     feature_dim: int = 50
     """Width of the LayerNorm/tanh projection of the conv features."""
     hidden_dims: tuple[int, ...] = (256, 256)
     """Hidden layers of the actor MLP (and of the critics)."""
 
     def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling {self.pooling!r}: expected one of {list(POOLINGS)}")
         unknown = [camera for camera in self.cameras if camera not in CAMERAS]
         if not self.cameras or unknown:
             raise ValueError(f"cameras {list(self.cameras)}: expected one or more of {list(CAMERAS)}")
@@ -73,7 +77,7 @@ class PixelActor(nn.Module):
     def __init__(self, net: PixelNetConfig, action_dim: int, stochastic: bool):
         super().__init__()
         self.net, self.action_dim, self.stochastic = net, action_dim, stochastic
-        self.encoder = ImageEncoder(net.in_channels, net.image_size, net.filters)
+        self.encoder = ImageEncoder(net.in_channels, net.image_size, net.filters, net.pooling)
         self.trunk = feature_trunk(self.encoder.repr_dim, net.feature_dim)
         self.proprio_normalizer = ObsNormalizer(PROPRIO_SIZE)
         widths = (net.feature_dim + PROPRIO_SIZE, *net.hidden_dims)
