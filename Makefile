@@ -31,13 +31,21 @@ bench: $(STAMP)
 	MUJOCO_GL=egl $(BIN)/python bench/experts.py
 	$(BIN)/python bench/sac_speed.py
 
-# The small state policies shipped in src/tidyarm/pretrained/ (used by `tidyarm eval --policy pretrained:<task>`).
+# The small policies shipped in src/tidyarm/pretrained/ (used by `tidyarm eval --policy pretrained:<task>`).
 # Each is trained by the train command with the flags below and published with that command recorded.
 # (batch 256: the default when these were made)
 PRETRAINED_FLAGS_reach := --total-steps 15000 --batch-size 256
 PRETRAINED_FLAGS_lift := --total-steps 100000 --batch-size 256
 PRETRAINED_FLAGS_place := --total-steps 100000 --demos 200 --batch-size 256
-pretrained: pretrained-reach pretrained-lift pretrained-place
+pretrained: pretrained-reach pretrained-lift pretrained-place pretrained-lift-pixels
+
+# The image policy (visual SAC from 32-px wrist + front cameras, about 50 minutes on 2 cores).
+PIXEL_FLAGS := --algo vsac --obs pixels --total-steps 50000 --vsac.batch-size 128 --vsac.update-every 2 --threads 1
+pretrained-lift-pixels: $(STAMP)
+	MUJOCO_GL=egl $(BIN)/tidyarm train --task lift $(PIXEL_FLAGS) --run-dir runs/pretrained-lift-pixels
+	$(BIN)/python -c "from pathlib import Path; from tidyarm.rl.policy_io import publish_policy; \
+	  publish_policy(Path('runs/pretrained-lift-pixels'), Path('src/tidyarm/pretrained/lift-pixels'), \
+	  'tidyarm train --task lift $(PIXEL_FLAGS) --run-dir runs/pretrained-lift-pixels')"
 
 pretrained-%: $(STAMP)
 	MUJOCO_GL=egl $(BIN)/tidyarm train --task $* $(PRETRAINED_FLAGS_$*) --run-dir runs/pretrained-$*

@@ -136,7 +136,7 @@ def test_unknown_pretrained_name_lists_what_exists():
         resolve_policy("pretrained:juggle")
 
 
-@pytest.mark.parametrize("task", ["reach", "lift", "place"])
+@pytest.mark.parametrize("task", ["reach", "lift", "place", "lift-pixels"])
 def test_shipped_pretrained_policy_fits_its_env_and_succeeds(task):
     # Catches a pretrained policy left behind by a change to the observation layout, and a broken export.
     summary = evaluate(resolve_policy(f"pretrained:{task}"), episodes=5)
