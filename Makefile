@@ -30,6 +30,8 @@ bench: $(STAMP)
 	MUJOCO_GL=egl $(BIN)/python bench/sim_speed.py
 	MUJOCO_GL=egl $(BIN)/python bench/experts.py
 	$(BIN)/python bench/sac_speed.py
+	MUJOCO_GL=egl $(BIN)/python bench/pixel_collection.py
+	MUJOCO_GL=egl $(BIN)/python bench/pixel_updates.py
 
 # The small policies shipped in src/tidyarm/pretrained/ (used by `tidyarm eval --policy pretrained:<task>`).
 # Each is trained by the train command with the flags below and published with that command recorded.
