@@ -15,12 +15,8 @@ NET = PixelNetConfig(cameras=("wrist", "front"), image_size=SIZE, filters=8, fea
 SMALL = dict(batch_size=8, learning_starts=0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Learner tests run on one torch thread (see conftest.py): small updates, stable timing, no oversubscription.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _obs(rng: np.random.Generator, batch: int | None = None, net: PixelNetConfig = NET) -> dict:

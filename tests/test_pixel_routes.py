@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from tidyarm.eval import evaluate, resolve_policy
 from tidyarm.rl.checkpoint import find_checkpoint
@@ -21,12 +20,8 @@ TINY_NET = PixelNetConfig(image_size=16, supersample=1, filters=8, feature_dim=1
 TINY_RL = dict(batch_size=16, learning_starts=40, bc_warmup_steps=5, critic_warmup_steps=5)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Learner tests run on one torch thread (see conftest.py): small updates, stable timing, no oversubscription.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_train(run_dir, algo: str, **overrides) -> TrainConfig:

@@ -14,12 +14,8 @@ OBS_DIM, ACTION_DIM = 6, 2
 SMALL = dict(hidden_dims=(32, 32), batch_size=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Learner tests run on one torch thread (see conftest.py): small updates, stable timing, no oversubscription.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(rng: np.random.Generator, batch_size: int = 16, terminated: bool | None = None) -> dict:

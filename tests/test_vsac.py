@@ -14,12 +14,8 @@ ACTION_DIM, STATE_DIM, BATCH = 2, 5, 16
 MODES = {"asymmetric": True, "symmetric": False}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Learner tests run on one torch thread (see conftest.py): small updates, stable timing, no oversubscription.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _agent(asymmetric: bool = True, **overrides) -> VisualSAC:

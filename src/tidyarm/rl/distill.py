@@ -35,7 +35,7 @@ from tidyarm.rl.encoder import color_jitter, default_shift_pad, random_shift, st
 from tidyarm.rl.labelled_frames import LabelledFrames
 from tidyarm.rl.logger import RunLogger
 from tidyarm.rl.networks import ObsNormalizer
-from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, PixelPolicy, observation_tensors, proprio_of
+from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, PixelPolicy, actor_inputs, observation_tensors
 from tidyarm.rl.policy_io import LoadedPolicy, export_pixel_policy
 from tidyarm.sim.env import PROPRIO_SIZE
 from tidyarm.sim.vector import make_vector_env
@@ -232,8 +232,7 @@ class Distiller:
 
     def _student_actions(self, obs: dict) -> np.ndarray:
         with torch.inference_mode():
-            tensors = observation_tensors(obs, self.config.net.cameras, torch.device("cpu"))
-            mean, _ = self.student(stack_cameras(tensors, self.config.net.cameras), proprio_of(tensors))
+            mean, _ = self.student(*actor_inputs(obs, self.config.net.cameras, torch.device("cpu")))
         return torch.tanh(mean).numpy()
 
     # -- fitting -------------------------------------------------------------------------------------------
@@ -251,7 +250,7 @@ class Distiller:
             tensors = observation_tensors(obs, net.cameras, torch.device("cpu"))
             images = color_jitter(random_shift(stack_cameras(tensors, net.cameras), pad), self.config.color_jitter)
             features = self.student.trunk(self.student.encoder(images))
-            mean, _ = self.student.head_from_trunk(features, proprio_of(tensors))
+            mean, _ = self.student.head_from_trunk(features, tensors["proprio"])
             loss = (torch.tanh(mean) - torch.as_tensor(teacher_action)).square().mean()
             task_features = self.task_normalizer(tensors["state"][:, self.aux_index])
             aux_loss = (self.aux_head(features) - task_features).square().mean()

@@ -28,8 +28,8 @@ from torch import nn
 from tidyarm.rl.agent_state import pack_agent_state, unpack_agent_state
 from tidyarm.rl.encoder import default_shift_pad, feature_trunk, random_shift, stack_cameras
 from tidyarm.rl.networks import CriticEnsemble
-from tidyarm.rl.optim import adam, frozen
-from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, check_pixel_observation, proprio_of
+from tidyarm.rl.optim import adam, average_metrics, frozen, select_update
+from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, actor_inputs, check_pixel_observation
 from tidyarm.sim.env import PROPRIO_SIZE
 
 _BATCH_KEYS = ("obs", "action", "reward", "next_obs", "discount", "terminated")
@@ -187,9 +187,7 @@ class DrQV2:
         """
         check_pixel_observation(obs, self.net, stacked=True)
         with torch.inference_mode():
-            tensors = {key: torch.as_tensor(np.asarray(obs[key]), device=self.device)[None]
-                       for key in (*self.net.cameras, "proprio", "state") if key in obs}
-            mean, _ = self.actor(stack_cameras(tensors, self.net.cameras), proprio_of(tensors).float())
+            mean, _ = self.actor(*actor_inputs(obs, self.net.cameras, self.device, single=True))
             std = self.exploration_std
             action = torch.tanh(mean) if eval_mode else noisy_action(mean, std, self.config.std_clip)
         return action[0].cpu().numpy()
@@ -206,20 +204,20 @@ class DrQV2:
         """
         cameras = self.net.cameras
         missing = [key for key in cameras if key not in obs]
-        if missing or ("proprio" not in obs and "state" not in obs):
+        if missing or "proprio" not in obs:
             raise ValueError(f"demo obs has keys {sorted(obs)}; expected cameras {list(cameras)} and 'proprio'")
         actions_all = torch.as_tensor(np.asarray(actions, dtype=np.float32), device=self.device)
         if actions_all.shape != (len(obs[cameras[0]]), self.action_dim):
             raise ValueError(f"demo actions have shape {tuple(actions_all.shape)}; expected "
                              f"({len(obs[cameras[0]])}, {self.action_dim})")
-        keys = [key for key in (*cameras, "proprio", "state") if key in obs]
+        keys = [*cameras, "proprio"]
         optimizer = adam([{"params": list(self.actor.parameters()), "lr": self.config.lr}], self.device)
         loss = torch.zeros(())
         for _ in range(steps):
             index = rng.integers(0, len(actions_all), size=batch_size)
             tensors = {key: torch.as_tensor(obs[key][index], device=self.device) for key in keys}
             images = random_shift(stack_cameras(tensors, cameras), self.shift_pad)
-            mean, _ = self.actor(images, proprio_of(tensors).float())
+            mean, _ = self.actor(images, tensors["proprio"].float())
             loss = (torch.tanh(mean) - actions_all[torch.as_tensor(index, device=self.device)]).square().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -232,7 +230,7 @@ class DrQV2:
         These steps do not count in num_updates, so the exploration schedule starts when RL updates do.
         """
         for _ in range(num_updates):
-            batch = self._index(self._to_tensors([sample_fn()]), 0)
+            batch = select_update(self._to_tensors([sample_fn()]), 0)
             encoded = self._encode(batch)
             self._critic_step(batch, *encoded, self.exploration_std)
             with torch.no_grad():
@@ -246,13 +244,7 @@ class DrQV2:
         if num_updates < 1:
             raise ValueError(f"num_updates={num_updates}; expected an integer >= 1")
         stacked = self._to_tensors([sample_fn() for _ in range(num_updates)])
-        history: dict[str, list[torch.Tensor]] = {}
-        for index in range(num_updates):
-            metrics = self._update_step(self._index(stacked, index))
-            for name, value in metrics.items():
-                history.setdefault(name, []).append(value)
-        means = torch.stack([torch.stack(values).float().mean() for values in history.values()])
-        return dict(zip(history, means.tolist(), strict=True))  # one device-to-host read for every metric
+        return average_metrics([self._update_step(select_update(stacked, index)) for index in range(num_updates)])
 
     def _to_tensors(self, batches: list[dict]) -> dict:
         """(U, B, ...) tensors from U batches, one numpy stack and one host-to-device copy per array.
@@ -267,7 +259,7 @@ class DrQV2:
         if not isinstance(first["obs"], dict):
             raise ValueError("batch obs is a flat array; DrQ-v2 takes dict observations with camera images")
         missing_obs = [key for key in self.net.cameras if key not in first["obs"]]
-        if missing_obs or ("proprio" not in first["obs"] and "state" not in first["obs"]):
+        if missing_obs or "proprio" not in first["obs"]:
             raise ValueError(f"batch obs has keys {sorted(first['obs'])}; expected cameras "
                              f"{list(self.net.cameras)} and 'proprio'")
 
@@ -279,7 +271,7 @@ class DrQV2:
         for prefix in ("obs", "next_obs"):
             tensors[prefix] = {camera: tensor([batch[prefix][camera] for batch in batches])
                                for camera in self.net.cameras}
-            tensors[prefix]["proprio"] = tensor([proprio_of(batch[prefix]) for batch in batches], np.float32)
+            tensors[prefix]["proprio"] = tensor([batch[prefix]["proprio"] for batch in batches], np.float32)
         keys = ["action", "reward", "discount", "terminated"]
         if "demo" in first and self.config.bc_weight > 0:
             keys.append("demo")
@@ -287,12 +279,6 @@ class DrQV2:
             tensors[key] = tensor([batch[key] for batch in batches], np.bool_ if key in ("terminated", "demo")
                                   else np.float32)
         return tensors
-
-    @staticmethod
-    def _index(stacked: dict, index: int) -> dict:
-        """The index-th batch of `_to_tensors`' output, as views."""
-        return {key: {name: value[index] for name, value in item.items()} if isinstance(item, dict) else item[index]
-                for key, item in stacked.items()}
 
     def _encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Conv features of independently shifted obs (with gradients) and next_obs (without) images."""

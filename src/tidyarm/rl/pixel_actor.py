@@ -66,11 +66,6 @@ class PixelNetConfig:
         return cls(**{**values, "cameras": tuple(values["cameras"]), "hidden_dims": tuple(values["hidden_dims"])})
 
 
-def proprio_of(obs: dict) -> np.ndarray | torch.Tensor:
-    """Proprioception from a pixels observation, or the first PROPRIO_SIZE entries of a state vector."""
-    return obs["proprio"] if "proprio" in obs else obs["state"][..., :PROPRIO_SIZE]
-
-
 class PixelActor(nn.Module):
     """Images + proprioception -> (mean, log_std or None) of a pre-tanh Gaussian over actions."""
 
@@ -106,6 +101,18 @@ class PixelActor(nn.Module):
         return mean, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw_log_std) + 1.0)
 
 
+def actor_inputs(obs: dict, cameras: tuple[str, ...], device: torch.device,
+                 single: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a PixelActor takes, from a numpy observation dict: images (B, C, H, W) in [0, 1] and proprio (B, 21).
+    `single`: one observation without a batch axis (one is added)."""
+    def tensor(value, dtype=None) -> torch.Tensor:
+        value = torch.as_tensor(np.asarray(value), dtype=dtype, device=device)
+        return value[None] if single else value
+
+    images = stack_cameras({camera: tensor(obs[camera]) for camera in cameras}, cameras)
+    return images, tensor(obs["proprio"], torch.float32)
+
+
 def observation_tensors(obs: dict, cameras: tuple[str, ...], device: torch.device) -> dict[str, torch.Tensor]:
     """numpy observation dict (batched) -> tensors on `device`, uint8 images kept uint8 until `stack_cameras`."""
     return {key: torch.as_tensor(value, device=device) for key, value in obs.items()
@@ -129,10 +136,7 @@ class PixelPolicy:
         obs = self.stacker.push(obs) if self._started else self.stacker.reset(obs)
         self._started = True
         with torch.inference_mode():
-            tensors = {key: torch.as_tensor(np.asarray(value))[None] for key, value in obs.items()
-                       if key in self.net.cameras or key in ("proprio", "state")}
-            images = stack_cameras(tensors, self.net.cameras)
-            mean, _ = self.actor(images, proprio_of(tensors).float())
+            mean, _ = self.actor(*actor_inputs(obs, self.net.cameras, torch.device("cpu"), single=True))
         return torch.tanh(mean)[0].numpy()
 
 
@@ -149,5 +153,5 @@ def check_pixel_observation(obs: dict, net: PixelNetConfig, stacked: bool = Fals
                              f"cameras {list(net.cameras)}")
         if image.shape != expected or image.dtype != np.uint8:
             raise ValueError(f"image {camera!r} is {image.dtype} {image.shape}; expected uint8 {expected}")
-    if "proprio" not in obs and "state" not in obs:
-        raise ValueError(f"observation has neither 'proprio' nor 'state' (keys {sorted(obs)})")
+    if "proprio" not in obs:
+        raise ValueError(f"observation has no 'proprio' (keys {sorted(obs)})")

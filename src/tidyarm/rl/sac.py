@@ -26,7 +26,7 @@ from torch import nn
 
 from tidyarm.rl.agent_state import pack_agent_state, unpack_agent_state
 from tidyarm.rl.networks import Actor, CriticEnsemble, squashed_sample
-from tidyarm.rl.optim import adam, frozen
+from tidyarm.rl.optim import adam, average_metrics, frozen
 
 _BATCH_KEYS = ("obs", "action", "reward", "next_obs", "discount", "terminated")
 
@@ -226,14 +226,11 @@ class SAC:
         if num_updates < 1:
             raise ValueError(f"num_updates={num_updates}; expected an integer >= 1")
         stacked = self._to_tensors([sample_fn() for _ in range(num_updates)])
-        history: dict[str, list[torch.Tensor]] = {}
+        per_update = []
         for index in range(num_updates):
             demo = stacked["demo"][index] if "demo" in stacked else None
-            metrics = self._update_step(*(stacked[key][index] for key in _BATCH_KEYS), demo)  # views, no copies
-            for name, value in metrics.items():
-                history.setdefault(name, []).append(value)
-        means = torch.stack([torch.stack(values).mean() for values in history.values()])
-        return dict(zip(history, means.tolist(), strict=True))  # one device-to-host read for every metric
+            per_update.append(self._update_step(*(stacked[key][index] for key in _BATCH_KEYS), demo))  # views
+        return average_metrics(per_update)
 
     def _to_tensors(self, batches: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
         """(U, B, ...) tensors from U batches: one numpy stack and one host-to-device copy per key."""

@@ -28,8 +28,8 @@ from torch import nn
 from tidyarm.rl.agent_state import pack_agent_state, unpack_agent_state
 from tidyarm.rl.encoder import color_jitter, default_shift_pad, feature_trunk, random_shift, stack_cameras
 from tidyarm.rl.networks import CriticEnsemble, ObsNormalizer, squashed_sample
-from tidyarm.rl.optim import adam, frozen
-from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, check_pixel_observation, proprio_of
+from tidyarm.rl.optim import adam, average_metrics, frozen, select_update
+from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, actor_inputs, check_pixel_observation
 from tidyarm.sim.env import PROPRIO_SIZE
 
 _BATCH_KEYS = ("obs", "action", "reward", "next_obs", "discount", "terminated")
@@ -205,9 +205,7 @@ class VisualSAC:
         """
         check_pixel_observation(obs, self.net, stacked=True)
         with torch.inference_mode():
-            tensors = {key: torch.as_tensor(np.asarray(value), device=self.device)[None] for key, value in obs.items()
-                       if key in self.net.cameras or key in ("proprio", "state")}
-            mean, log_std = self.actor(stack_cameras(tensors, self.net.cameras), proprio_of(tensors).float())
+            mean, log_std = self.actor(*actor_inputs(obs, self.net.cameras, self.device, single=True))
             action = torch.tanh(mean) if eval_mode else squashed_sample(mean, log_std)[0]
         return action[0].cpu().numpy().astype(np.float32, copy=False)
 
@@ -223,7 +221,7 @@ class VisualSAC:
         for _ in range(steps):
             index = rng.integers(0, len(actions_all), size=batch_size)
             tensors = {key: self._stack([obs[key][index]], key)[0] for key in self._obs_keys(obs, critic=False)}
-            mean, _ = self.actor(self._augmented_images(tensors), proprio_of(tensors))
+            mean, _ = self.actor(self._augmented_images(tensors), tensors["proprio"])
             loss = (torch.tanh(mean) - actions_all[torch.as_tensor(index, device=self.device)]).square().mean()
             for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
@@ -246,13 +244,7 @@ class VisualSAC:
         if num_updates < 1:
             raise ValueError(f"num_updates={num_updates}; expected an integer >= 1")
         stacked = self._to_tensors([sample_fn() for _ in range(num_updates)])
-        history: dict[str, list[torch.Tensor]] = {}
-        for index in range(num_updates):
-            metrics = self._update_step(_select(stacked, index))
-            for name, value in metrics.items():
-                history.setdefault(name, []).append(value)
-        means = torch.stack([torch.stack(values).mean() for values in history.values()])
-        return dict(zip(history, means.tolist(), strict=True))  # one device-to-host read for every metric
+        return average_metrics([self._update_step(select_update(stacked, index)) for index in range(num_updates)])
 
     def update_critic_only(self, sample_fn: Callable[[], dict], num_updates: int) -> None:
         """Critic steps with the actor and temperature frozen: evaluate the current (e.g. cloned) policy.
@@ -260,7 +252,7 @@ class VisualSAC:
         With a symmetric critic these steps do train the shared encoder, as every critic step does.
         """
         for _ in range(num_updates):
-            self._critic_step(_select(self._to_tensors([sample_fn()]), 0))
+            self._critic_step(select_update(self._to_tensors([sample_fn()]), 0))
             self._update_targets()
 
     def _to_tensors(self, batches: list[dict]) -> dict:
@@ -284,7 +276,7 @@ class VisualSAC:
         """The observation arrays the actor needs, plus the state when the (asymmetric) critic needs it."""
         if not isinstance(obs, dict):
             raise ValueError(f"batch obs is a {type(obs).__name__}; VisualSAC takes dicts of images and proprio")
-        keys = [*self.net.cameras, "proprio" if "proprio" in obs else "state"]
+        keys = [*self.net.cameras, "proprio"]
         if critic and self.config.asymmetric_critic and "state" not in keys:
             keys.append("state")
         missing = [key for key in keys if key not in obs]
@@ -320,7 +312,7 @@ class VisualSAC:
         if self.config.asymmetric_critic:
             return self.state_normalizer(obs["state"])
         trunk = self.critic_trunk_target if target else self.critic_trunk
-        return torch.cat([trunk(features), self.actor.proprio_normalizer(proprio_of(obs))], dim=-1)
+        return torch.cat([trunk(features), self.actor.proprio_normalizer(obs["proprio"])], dim=-1)
 
     def _critic_step(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """One critic step; returns its metrics and the (pre-step) conv features of obs, or None when the critic
@@ -328,7 +320,7 @@ class VisualSAC:
         config, obs, next_obs = self.config, batch["obs"], batch["next_obs"]
         with torch.no_grad():
             next_features = self.actor.encoder(self._augmented_images(next_obs))
-            next_mean, next_log_std = self.actor.head_from_features(next_features, proprio_of(next_obs))
+            next_mean, next_log_std = self.actor.head_from_features(next_features, next_obs["proprio"])
             next_action, next_log_prob = squashed_sample(next_mean, next_log_std)
             members = None
             if config.num_min_critics < config.num_critics:
@@ -350,7 +342,7 @@ class VisualSAC:
         return metrics, None if features is None else features.detach()
 
     def _actor_and_temperature_step(self, batch: dict, features: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        obs, proprio = batch["obs"], proprio_of(batch["obs"])
+        obs, proprio = batch["obs"], batch["obs"]["proprio"]
         if features is None:  # asymmetric: the encoder learns through this loss
             mean, log_std = self.actor(self._augmented_images(obs), proprio)
         else:  # symmetric: the critic step's conv features, detached (DrQ-v2 reuses them the same way)
@@ -407,7 +399,3 @@ class VisualSAC:
         a `PixelPolicy` to deploy."""
         return {key: value.detach().clone() for key, value in self.actor.state_dict().items()}
 
-
-def _select(stacked: dict, index: int) -> dict:
-    """Update `index` of (U, B, ...) tensors, observation dicts included: views, no copies."""
-    return {key: _select(value, index) if isinstance(value, dict) else value[index] for key, value in stacked.items()}
