@@ -1,0 +1,115 @@
+"""Record demonstrations in the sim: from the scripted expert, or from a human through a Teleop device.
+
+Every source acts in the env's `ee` mode (dx, dy, dz, d_roll, gripper); what is stored is LeRobot's
+SO-101 features (so101_features.py): the observation before each step and, as `action`, the joint
+targets the controller sent at that step, so a dataset recorded in `ee` mode replays and trains in
+`joint` mode. Episodes run to the task's time limit (a policy trained on them also learns to hold still
+once done); an episode counts as successful if the task's success predicate held at some step, as in
+`tidyarm eval`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from tidyarm.data.episodes import Episodes, episodes_from_frames
+from tidyarm.data.so101_features import ACTION, action_from_env, features_from_env, features_spec
+from tidyarm.sim.env import So101Env
+from tidyarm.sim.experts import make_expert
+from tidyarm.sim.randomize import Randomization
+
+DEFAULT_IMAGE_SIZE = 96  # px: small enough to record fast on a CPU, large enough for image policies
+TASK_INSTRUCTIONS = {
+    "reach": "Move the gripper to the target.",
+    "lift": "Pick up the cube.",
+    "place": "Put the cube in the bowl.",
+}
+
+
+@dataclass
+class RecordedEpisode:
+    seed: int
+    """Seed the env was reset with."""
+    frames: list[dict[str, np.ndarray]]
+    """One dict of LeRobot features per step (observation before the step, action sent at it)."""
+    success: bool
+    """The task's success predicate held at some step."""
+
+
+def make_record_env(task: str, cameras: tuple[str, ...] = (), image_size: int = DEFAULT_IMAGE_SIZE,
+                    randomize: bool = True) -> So101Env:
+    """The env recordings are made in: ee actions, state observations plus the requested cameras."""
+    randomization = Randomization() if randomize else Randomization.off()
+    if cameras:
+        return So101Env(task, obs_mode="state+pixels", action_mode="ee", image_size=image_size,
+                        cameras=tuple(cameras), randomization=randomization)
+    return So101Env(task, obs_mode="state", action_mode="ee", randomization=randomization)
+
+
+def record_episode(env: So101Env, act: Callable[[object], np.ndarray], seed: int,
+                   on_step: Callable[[int, dict], bool] | None = None) -> RecordedEpisode:
+    """Reset on `seed` and run `act` to the end of the episode, recording a frame per step.
+
+    `on_step(step, info)` is called after every step; returning True ends the episode early
+    (a teleoperator's keep / discard / redo key).
+    """
+    obs, _ = env.reset(seed=seed)
+    if hasattr(act, "reset"):
+        act.reset()
+    frames, success = [], False
+    for step in range(env.max_episode_steps):
+        frame = features_from_env(env, obs)
+        obs, _, terminated, truncated, info = env.step(act(obs))
+        frame[ACTION] = action_from_env(env)
+        frames.append(frame)
+        success |= bool(info["success"])
+        stop = on_step(step, info) if on_step else False
+        if terminated or truncated or stop:
+            break
+    return RecordedEpisode(seed, frames, success)
+
+
+def expert_episodes(env: So101Env, seed: int = 0) -> Iterator[RecordedEpisode]:
+    """Scripted-expert episodes on seeds seed, seed+1, ... (successful or not), without end."""
+    expert = make_expert(env)
+    index = 0
+    while True:
+        yield record_episode(env, expert, seed + index)
+        index += 1
+
+
+def collect_successful(episodes: Iterator[RecordedEpisode], wanted: int,
+                       max_attempts: int | None = None) -> tuple[list[RecordedEpisode], int]:
+    """The first `wanted` successful episodes and how many failed ones were dropped on the way."""
+    max_attempts = max_attempts or 3 * wanted + 10
+    kept, dropped = [], 0
+    for episode in episodes:
+        if episode.success:
+            kept.append(episode)
+        else:
+            dropped += 1
+        if len(kept) == wanted:
+            break
+        if len(kept) + dropped >= max_attempts:
+            raise RuntimeError(f"only {len(kept)} of {wanted} episodes succeeded in {max_attempts} attempts")
+    return kept, dropped
+
+
+def record_expert_episodes(task: str, episodes: int, seed: int = 0, cameras: tuple[str, ...] = (),
+                           image_size: int = DEFAULT_IMAGE_SIZE, randomize: bool = True) -> Episodes:
+    """`episodes` successful scripted-expert episodes, in memory (failed attempts are skipped).
+
+    Seeds run seed, seed+1, ... in order, so the same arguments give the same Episodes.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes = {episodes}: expected at least 1")
+    env = make_record_env(task, tuple(cameras), image_size, randomize)
+    kept, _ = collect_successful(expert_episodes(env, seed), episodes)
+    instruction = TASK_INSTRUCTIONS.get(task, task)
+    result = episodes_from_frames(env.control_hz, features_spec(env, tuple(cameras)), [e.frames for e in kept],
+                                  [instruction] * len(kept))
+    env.close()
+    return result
