@@ -59,7 +59,7 @@ class SegmentEncoder:
 
     def cancel(self) -> None:
         try:
-            self.container.close()
+            self.close()  # flushing first keeps the encoder from complaining about an unfinished stream
         finally:
             self.path.unlink(missing_ok=True)
 

@@ -107,7 +107,8 @@ class DatasetWriter:
         self._video_end = dict.fromkeys(self.video_keys, 0.0)  # seconds already in each current mp4
         self._closed = False
         self._reset_buffer()
-        write_json_atomic(self.root / INFO_PATH, self.info)  # an empty dataset opens too
+        write_parquet_atomic(self.root / TASKS_PATH, tasks_table(self.tasks))  # an empty dataset opens too
+        write_json_atomic(self.root / INFO_PATH, self.info)
 
     # -- recording ------------------------------------------------------------------------------------
     @property
