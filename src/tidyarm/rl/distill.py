@@ -14,6 +14,7 @@ actions alone are a weak signal for where a 2-pixel cube is, the state says it d
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -32,16 +33,17 @@ from tidyarm.plots import plot_learning_curve
 from tidyarm.rl.agent_state import pack_agent_state, unpack_agent_state
 from tidyarm.rl.checkpoint import check_meta, find_checkpoint, load_tensors, read_json, save_checkpoint, write_json
 from tidyarm.rl.encoder import color_jitter, default_shift_pad, random_shift, stack_cameras
+from tidyarm.rl.estimator_student import EstimatorStudent, estimated_features, state_template
 from tidyarm.rl.labelled_frames import LabelledFrames
 from tidyarm.rl.logger import RunLogger
 from tidyarm.rl.networks import ObsNormalizer
 from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, PixelPolicy, actor_inputs, observation_tensors
 from tidyarm.rl.policy_io import LoadedPolicy, export_pixel_policy
-from tidyarm.sim.env import PROPRIO_SIZE
 from tidyarm.sim.vector import make_vector_env
 
 DAGGER_SEED = 3_000_000  # collection episodes use their own seeds, apart from training, demos and evaluation
 METHODS = ("dagger", "bc")
+STUDENTS = ("actor", "estimator")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class DistillConfig:
     """The teacher: a state run directory or pretrained:<task>."""
     method: str = "dagger"
     """dagger (student rollouts labelled by the teacher) or bc (teacher rollouts only, the baseline)."""
+    student: str = "actor"
+    """actor: images -> action, fitted to the teacher's actions; estimator: images -> the teacher's privileged
+    inputs, on which the frozen teacher then acts (see estimator_student.py)."""
     net: PixelNetConfig = PixelNetConfig()
     """The student's cameras, image size and network."""
     iterations: int = 12
@@ -84,6 +89,8 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method {self.method!r}: expected one of {list(METHODS)}")
+        if self.student not in STUDENTS:
+            raise ValueError(f"student {self.student!r}: expected one of {list(STUDENTS)}")
         for name, low, high in (("iterations", 1, 1000), ("episodes_per_iteration", 1, 10_000),
                                 ("fit_steps", 0, 1_000_000), ("batch_size", 1, 65_536), ("eval_episodes", 1, 10_000),
                                 ("num_envs", 1, 64), ("seed", 0, 2**31 - 1), ("threads", 1, 256)):
@@ -159,16 +166,23 @@ class Distiller:
         self.logger = RunLogger(self.run_dir, self.iteration and self.data.size)
 
     def _build_student(self, state_layout: dict[str, slice]) -> None:
-        """The student, plus a training-only head from its image features to standardized task features:
-        every task feature except orientations as quaternions, which a symmetric cube (and q ~ -q) makes
-        ambiguous from pixels (the yaw relative to the jaw stays)."""
-        self.student = PixelActor(self.config.net, self.action_dim, stochastic=False)
-        self.aux_index = torch.cat([torch.arange(part.start, part.stop) for name, part in state_layout.items()
-                                    if part.start >= PROPRIO_SIZE and not name.endswith("_quat")])
-        self.aux_head = nn.Linear(self.config.net.feature_dim, len(self.aux_index))
-        self.task_normalizer = ObsNormalizer(len(self.aux_index))
-        parameters = [*self.student.parameters(), *self.aux_head.parameters()]
-        self.optimizer = torch.optim.Adam(parameters, lr=self.config.lr)
+        """The student and what predicts the standardized task features from its images: a training-only
+        linear head for an actor student (the auxiliary loss), the estimator itself for an estimator student.
+        Every task feature is predicted except orientations as quaternions, which a symmetric cube (and
+        q ~ -q) makes ambiguous from pixels (the yaw relative to the jaw stays)."""
+        net, estimated = self.config.net, estimated_features(state_layout)
+        self.aux_index = torch.tensor(estimated)
+        if self.config.student == "estimator":
+            teacher_actor = copy.deepcopy(self.teacher.policy.actor)
+            self.student = EstimatorStudent(net, teacher_actor, estimated, state_template(state_layout))
+            self.aux_head, self.task_normalizer = None, self.student.feature_normalizer
+        else:
+            self.student = PixelActor(net, self.action_dim, stochastic=False)
+            self.aux_head = nn.Linear(net.feature_dim, len(estimated))
+            self.task_normalizer = ObsNormalizer(len(estimated))
+        modules = [self.student] + ([self.aux_head] if self.aux_head else [])
+        trained = [parameter for module in modules for parameter in module.parameters() if parameter.requires_grad]
+        self.optimizer = torch.optim.Adam(trained, lr=self.config.lr)
 
     def run(self) -> Path:
         config, started = self.config, time.perf_counter()
@@ -249,24 +263,35 @@ class Distiller:
             obs, teacher_action = self.data.sample(self.config.batch_size, self.rng)
             tensors = observation_tensors(obs, net.cameras, torch.device("cpu"))
             images = color_jitter(random_shift(stack_cameras(tensors, net.cameras), pad), self.config.color_jitter)
-            features = self.student.trunk(self.student.encoder(images))
-            mean, _ = self.student.head_from_trunk(features, tensors["proprio"])
+            mean, predicted = self._forward_with_estimate(images, tensors["proprio"])
             loss = (torch.tanh(mean) - torch.as_tensor(teacher_action)).square().mean()
             task_features = self.task_normalizer(tensors["state"][:, self.aux_index])
-            aux_loss = (self.aux_head(features) - task_features).square().mean()
+            aux_loss = (predicted - task_features).square().mean()
             self.optimizer.zero_grad(set_to_none=True)
             (loss + self.config.aux_weight * aux_loss).backward()
             self.optimizer.step()
         self.student.eval()
         return float(loss.detach()), float(aux_loss.detach())
 
+    def _forward_with_estimate(self, images: torch.Tensor, proprio: torch.Tensor):
+        """The student's pre-tanh action mean and its standardized estimate of the task features."""
+        if self.aux_head is None:  # estimator student: the estimate is what the teacher acts on
+            estimate = self.student.estimate(images, proprio)
+            mean, _ = self.student.teacher(self.student.teacher_state(estimate, proprio))
+            return mean, estimate
+        features = self.student.trunk(self.student.encoder(images))
+        mean, _ = self.student.head_from_trunk(features, proprio)
+        return mean, self.aux_head(features)
+
     # -- persistence ---------------------------------------------------------------------------------------
     def _modules(self) -> dict[str, nn.Module]:
+        if self.aux_head is None:
+            return {"student": self.student}
         return {"student": self.student, "aux_head": self.aux_head, "task_normalizer": self.task_normalizer}
 
     def _meta(self) -> dict:
         return {"iteration": self.iteration, "task": self.env_config.task, "method": self.config.method,
-                "net": self.config.net.to_dict(), "tidyarm_version": __version__,
+                "student": self.config.student, "net": self.config.net.to_dict(), "tidyarm_version": __version__,
                 "rng_state": self.rng.bit_generator.state}
 
     def _checkpoint(self) -> None:
@@ -279,8 +304,10 @@ class Distiller:
     def _restore(self) -> None:
         path = find_checkpoint(self.run_dir)
         meta = read_json(path / "meta.json")
-        check_meta(meta, {"task": self.env_config.task, "method": self.config.method,
-                          "net": self.config.net.to_dict()}, path / "meta.json")
+        # Checkpoints written before estimator students existed hold actor students.
+        check_meta({"student": "actor", **meta}, {"task": self.env_config.task, "method": self.config.method,
+                                                  "student": self.config.student,
+                                                  "net": self.config.net.to_dict()}, path / "meta.json")
         tensors = load_tensors(path / "agent.safetensors")
         torch.set_rng_state(tensors.pop("torch_rng_state"))
         try:

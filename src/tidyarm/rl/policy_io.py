@@ -1,7 +1,9 @@
 """Export and load the deployable policy: actor weights (safetensors) + policy.json (env and net).
 
 Two kinds: "state" (sac.Policy over the state vector) and "pixels" (pixel_actor.PixelPolicy over camera
-frames and proprioception; policy.json then also holds the PixelNetConfig under "net").
+frames and proprioception; policy.json then also holds the PixelNetConfig under "net", and for a
+distilled estimator student the shapes that rebuild it under "student"). A third kind, "il", is an imitation
+policy (BC, ACT, diffusion) saved by tidyarm.il.policy_file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from tidyarm import __version__
 from tidyarm.rl.checkpoint import load_tensors, read_json, save_tensors, write_json
+from tidyarm.rl.estimator_student import EstimatorStudent
 from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, PixelPolicy
 from tidyarm.rl.sac import SAC, Policy
 from tidyarm.sim.env import EnvConfig
@@ -32,8 +35,8 @@ class LoadedPolicy:
         return self.meta.get("kind", "state")
 
     def reset(self) -> None:
-        if isinstance(self.policy, PixelPolicy):
-            self.policy.reset()  # forget the previous episode's frames
+        if isinstance(self.policy, PixelPolicy) or self.kind == "il":
+            self.policy.reset()  # forget the previous episode's frames (and an imitation policy's chunks)
 
     def __call__(self, obs) -> np.ndarray:
         return self.policy(obs) if isinstance(self.policy, PixelPolicy) else self.policy.act(obs)
@@ -50,11 +53,15 @@ def export_policy(directory: Path, agent: SAC, env_config: EnvConfig, algo: str,
     return directory / POLICY_JSON
 
 
-def export_pixel_policy(directory: Path, actor: PixelActor, env_config: EnvConfig, algo: str, step: int) -> Path:
-    """Write a PixelActor's weights and policy.json (kind "pixels", with its PixelNetConfig under "net")."""
+def export_pixel_policy(directory: Path, actor: PixelActor | EstimatorStudent, env_config: EnvConfig, algo: str,
+                        step: int) -> Path:
+    """Write a pixel policy's weights and policy.json (kind "pixels", with its PixelNetConfig under "net", and
+    under "student" what rebuilds an estimator student)."""
     meta = {"format": POLICY_FORMAT, "kind": "pixels", "algo": algo, "step": step, "action_dim": actor.action_dim,
             "stochastic": actor.stochastic, "net": actor.net.to_dict(), "env": env_config.to_dict(),
             "tidyarm_version": __version__}
+    if isinstance(actor, EstimatorStudent):
+        meta["student"] = actor.describe()
     save_tensors(directory / POLICY_WEIGHTS, {key: value.detach().clone() for key, value in actor.state_dict().items()})
     write_json(directory / POLICY_JSON, meta)
     return directory / POLICY_JSON
@@ -65,8 +72,14 @@ def _load_pixel_policy(meta: dict, meta_path: Path, weights_path: Path) -> Pixel
         net = PixelNetConfig.from_dict(meta["net"])
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{meta_path}: field 'net' does not describe a pixel network ({error})") from error
-    # A SAC actor also has a log-std head; the deployed policy acts on the mean alone.
-    actor = PixelActor(net, int(meta["action_dim"]), stochastic=bool(meta.get("stochastic", False)))
+    if "student" in meta:
+        try:
+            actor = EstimatorStudent.from_description(net, int(meta["action_dim"]), meta["student"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{meta_path}: field 'student' does not describe an estimator student "
+                             f"({error})") from error
+    else:  # a SAC actor also has a log-std head; the deployed policy acts on the mean alone
+        actor = PixelActor(net, int(meta["action_dim"]), stochastic=bool(meta.get("stochastic", False)))
     try:
         actor.load_state_dict(load_tensors(weights_path))
     except RuntimeError as error:
@@ -82,7 +95,7 @@ def load_policy(directory: Path) -> LoadedPolicy:
         raise FileNotFoundError(f"{directory} holds no {POLICY_JSON}: not a run directory or exported policy")
     meta = read_json(meta_path)
     kind = meta.get("kind", "state")
-    required = ("format", "action_dim", "env") + (("obs_dim",) if kind == "state" else ("net",))
+    required = ("format", "action_dim", "env") + {"state": ("obs_dim",), "il": ("il",)}.get(kind, ("net",))
     missing = [key for key in required if key not in meta]
     if missing:
         raise ValueError(f"{meta_path} lacks field(s) {missing}")
@@ -90,8 +103,14 @@ def load_policy(directory: Path) -> LoadedPolicy:
         raise ValueError(f"{meta_path}: field 'format' is {meta['format']}; this tidyarm reads {POLICY_FORMAT}")
     if kind == "pixels":
         return LoadedPolicy(_load_pixel_policy(meta, meta_path, weights_path), EnvConfig.from_dict(meta["env"]), meta)
+    if kind == "il":  # imitation policies (tidyarm.il) over LeRobot features; imported here, rl does not need il
+        from tidyarm.il.agent import ILAgent
+        from tidyarm.il.policy_file import load_il_policy
+
+        return LoadedPolicy(ILAgent(load_il_policy(meta, meta_path, weights_path)), EnvConfig.from_dict(meta["env"]),
+                            meta)
     if kind != "state":
-        raise ValueError(f"{meta_path}: field 'kind' is {kind!r}; expected 'state' or 'pixels'")
+        raise ValueError(f"{meta_path}: field 'kind' is {kind!r}; expected 'state', 'pixels' or 'il'")
     try:
         policy = Policy.from_state_dict(load_tensors(weights_path))
     except ValueError as error:
@@ -104,6 +123,9 @@ def load_policy(directory: Path) -> LoadedPolicy:
 
 def check_policy_fits_env(loaded: LoadedPolicy, env, source: str) -> None:
     """Refuse a policy whose observation or action size differs from the env it is asked to drive."""
+    if loaded.kind == "il":
+        loaded.policy.bind(env, source)  # checks the action mode; each frame's features are checked as it acts
+        return
     if loaded.kind == "pixels":
         check_pixel_env(loaded.policy.net, loaded.meta["action_dim"], env, source)
         return
