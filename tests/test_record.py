@@ -59,3 +59,54 @@ def test_expert_episodes_replay_in_joint_mode():
         error = np.abs(np.array(replayed) - episodes.frames[STATE][start:stop])
         # Identical servo commands (to float32 rounding); contact makes single frames drift by a few degrees.
         assert np.median(error) < 0.05 and error.max() < 15.0
+
+
+def test_record_command_writes_a_lerobot_dataset(tmp_path):
+    from tidyarm.data.reader import read_dataset
+    from tidyarm.data.session import RecordCommand, record
+
+    command = RecordCommand(task="reach", episodes=2, root=tmp_path / "ds", cameras=("front",), image_size=32)
+    summary = record(command)
+    assert (summary.kept, summary.frames) == (2, 100) and summary.bytes > 0
+    episodes = read_dataset(tmp_path / "ds")
+    assert episodes.num_episodes == 2 and episodes.frames["observation.images.front"].shape == (100, 32, 32, 3)
+    assert episodes.features["observation.images.front"]["dtype"] == "video"
+    with pytest.raises(ValueError, match="not empty"):
+        record(command)
+    with pytest.raises(ValueError, match="unknown camera"):
+        RecordCommand(cameras=("top",))
+
+
+KILLED_RECORDING = """
+from tidyarm.data.session import RecordCommand, record
+record(RecordCommand(task="reach", episodes=10_000, root={root!r}, cameras=("front",), image_size=32))
+"""
+
+
+def test_killed_recording_keeps_finished_episodes(tmp_path):
+    import contextlib
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tidyarm.data.reader import read_dataset
+
+    root = tmp_path / "ds"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RECORDING.format(root=str(root))],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    saved, deadline = 0, time.monotonic() + 60
+    try:
+        while saved < 3 and time.monotonic() < deadline:  # wait until a few episodes are finished
+            time.sleep(0.05)
+            with contextlib.suppress(FileNotFoundError):
+                saved = json.loads((root / "meta/info.json").read_text())["total_episodes"]
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    assert saved >= 3
+    episodes = read_dataset(root)  # opens, holding every episode finished before the kill
+    assert episodes.num_episodes >= saved
+    assert all(stop - start == 50 for start, stop in episodes.episode_bounds())

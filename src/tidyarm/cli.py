@@ -67,11 +67,13 @@ class Eval:
 def main() -> None:
     # Headless machines render through EGL; this must be set before mujoco is imported.
     os.environ.setdefault("MUJOCO_GL", "egl")
+    from tidyarm.data.session import RecordCommand
     from tidyarm.rl.distill import DistillCommand
     from tidyarm.rl.train import TrainCommand
 
     command = tyro.extras.subcommand_cli_from_dict(
-        {"train": TrainCommand, "distill": DistillCommand, "eval": Eval, "rollout": Rollout, "gallery": Gallery},
+        {"train": TrainCommand, "distill": DistillCommand, "eval": Eval, "rollout": Rollout, "gallery": Gallery,
+         "record": RecordCommand},
         description="tidyarm: SO-101 sim, learning and deployment tools.",
     )
     if isinstance(command, TrainCommand):
@@ -84,6 +86,8 @@ def main() -> None:
         run_rollout(command)
     elif isinstance(command, Gallery):
         run_gallery(command)
+    elif isinstance(command, RecordCommand):
+        run_record(command)
 
 
 def run_train(command, argv: list[str]) -> None:
@@ -97,6 +101,19 @@ def run_train(command, argv: list[str]) -> None:
     else:
         run_dir = train(command.config)
     print(f"run directory: {run_dir}")
+
+
+def run_record(command) -> None:
+    from tidyarm.data.session import record
+    from tidyarm.teleop.base import TeleopUnavailable
+
+    try:
+        summary = record(command)
+    except TeleopUnavailable as error:  # a missing package or device: say what to do, no traceback
+        raise SystemExit(f"tidyarm record: {error}") from error
+    print(f"recorded {summary.line()}")
+    for note in summary.notes:
+        print(note)
 
 
 def run_distill(command) -> None:

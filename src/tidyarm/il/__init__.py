@@ -1,0 +1,1 @@
+"""Imitation learning from demonstrations: BC, ACT and Diffusion Policy over LeRobot features."""
