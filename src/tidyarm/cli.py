@@ -68,12 +68,13 @@ def main() -> None:
     # Headless machines render through EGL; this must be set before mujoco is imported.
     os.environ.setdefault("MUJOCO_GL", "egl")
     from tidyarm.data.session import RecordCommand
+    from tidyarm.il.config import TrainILCommand
     from tidyarm.rl.distill import DistillCommand
     from tidyarm.rl.train import TrainCommand
 
     command = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainCommand, "distill": DistillCommand, "eval": Eval, "rollout": Rollout, "gallery": Gallery,
-         "record": RecordCommand},
+         "record": RecordCommand, "train-il": TrainILCommand},
         description="tidyarm: SO-101 sim, learning and deployment tools.",
     )
     if isinstance(command, TrainCommand):
@@ -88,6 +89,8 @@ def main() -> None:
         run_gallery(command)
     elif isinstance(command, RecordCommand):
         run_record(command)
+    elif isinstance(command, TrainILCommand):
+        run_train_il(command, sys.argv[1:])
 
 
 def run_train(command, argv: list[str]) -> None:
@@ -101,6 +104,17 @@ def run_train(command, argv: list[str]) -> None:
     else:
         run_dir = train(command.config)
     print(f"run directory: {run_dir}")
+
+
+def run_train_il(command, argv: list[str]) -> None:
+    from tidyarm.il.train import resume_il, train_il
+
+    if command.resume:  # as for train: only a typed --steps extends the resumed run
+        typed = any(arg.split("=")[0] == "--steps" for arg in argv)
+        run_dir = resume_il(command.resume, command.config.steps if typed else None)
+    else:
+        run_dir = train_il(command.config)
+    print(f"run directory: {run_dir}\nevaluate: tidyarm eval {run_dir} --episodes 100")
 
 
 def run_record(command) -> None:
