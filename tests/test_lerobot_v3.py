@@ -77,6 +77,8 @@ def test_round_trip_across_rotated_files_and_chunks(tmp_path):
     write(tmp_path / "packed", (5, 7, 4), FIXTURE_TASKS)
     check_contents(read_dataset(tmp_path / "packed"), (5, 7, 4), FIXTURE_TASKS)
     assert len(list((tmp_path / "packed/videos").rglob("*.mp4"))) == 1  # many episodes in one video file
+    write(tmp_path / "h264", (5, 7), FIXTURE_TASKS, vcodec="libx264")  # B-frames: packets out of display order
+    check_contents(read_dataset(tmp_path / "h264"), (5, 7), FIXTURE_TASKS)
 
 
 def test_metadata_follows_lerobot(tmp_path):
