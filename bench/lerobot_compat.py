@@ -67,21 +67,22 @@ FIXTURE_LENGTHS = (12, 9, 15, 10)
 FIXTURE_TASKS = ("Pick up the cube.", "Put the cube in the bowl.")
 
 
-def make_fixture(root: Path) -> None:
+def make_fixture(root: Path, image_dtype: bool = False) -> None:
     """Runs in the LeRobot venv: a small SO-101 dataset written by LeRobot's writer, with tiny file-size limits
-    so that data files rotate across files and chunks and each video file holds two episodes."""
+    so that data files rotate across files and chunks and each video file holds two episodes. image_dtype:
+    store the camera as PNG frames inside the parquet files (LeRobot's `image` dtype) instead of video."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     names = ["shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos", "wrist_flex.pos", "wrist_roll.pos",
              "gripper.pos"]
     features = {"observation.state": {"dtype": "float32", "shape": (6,), "names": names},
                 "action": {"dtype": "float32", "shape": (6,), "names": names},
-                "observation.images.front": {"dtype": "video", "shape": (64, 64, 3),
+                "observation.images.front": {"dtype": "image" if image_dtype else "video", "shape": (64, 64, 3),
                                              "names": ["height", "width", "channels"]}}
     dataset = LeRobotDataset.create("tidyarm/fixture", fps=30, features=features, root=root,
-                                    robot_type="so101_follower", use_videos=True)
+                                    robot_type="so101_follower", use_videos=not image_dtype)
     dataset.meta.update_chunk_settings(chunks_size=2, data_files_size_in_mb=0.001, video_files_size_in_mb=0.0025)
-    for episode, length in enumerate(FIXTURE_LENGTHS):
+    for episode, length in enumerate(FIXTURE_LENGTHS[:2] if image_dtype else FIXTURE_LENGTHS):
         for frame in range(length):
             dataset.add_frame({**fixture_frame(episode, frame), "task": FIXTURE_TASKS[episode % 2]})
         dataset.save_episode()
@@ -104,11 +105,12 @@ def main() -> None:
     parser.add_argument("--lerobot-side", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--make-fixture", type=Path, default=None,
                         help="(run with the LeRobot venv's python) write the LeRobot-made test fixture here")
+    parser.add_argument("--image-dtype", action="store_true", help="fixture with PNG frames in parquet, not video")
     args = parser.parse_args()
     if args.lerobot_side:
         return lerobot_side(args.lerobot_side)
     if args.make_fixture:
-        return make_fixture(args.make_fixture)
+        return make_fixture(args.make_fixture, args.image_dtype)
 
     import shutil
 

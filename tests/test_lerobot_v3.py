@@ -68,6 +68,15 @@ def test_reads_a_dataset_written_by_lerobot():
     assert "observation.images.front" not in without_video.frames
 
 
+def test_reads_lerobot_image_dtype_frames():
+    """LeRobot's `image` dtype (PNG bytes inside the data parquet files, no video), written by LeRobot."""
+    episodes = read_dataset(FIXTURE.with_name("lerobot_v3_image_fixture"))
+    assert episodes.features["observation.images.front"]["dtype"] == "image"
+    check_contents(episodes, FIXTURE_LENGTHS[:2], FIXTURE_TASKS)
+    png_frame = episodes.frames["observation.images.front"][12]  # lossless: exactly what was written
+    np.testing.assert_array_equal(png_frame, make_frame(1, 0)["observation.images.front"])
+
+
 def test_round_trip_across_rotated_files_and_chunks(tmp_path):
     write(tmp_path / "rotated", (5, 7, 4, 6, 3), FIXTURE_TASKS, chunks_size=2, data_files_size_in_mb=0.0001,
           video_files_size_in_mb=0.0001)
