@@ -49,6 +49,12 @@ def test_missing_packages_name_the_extra(tmp_path, monkeypatch):
     with pytest.raises(TeleopUnavailable):
         record(RecordCommand(task="reach", source="keyboard", root=tmp_path / "ds", cameras=()))
     assert not (tmp_path / "ds").exists()  # nothing written when the device is missing
+    # pynput installed but no usable backend (a machine without a display): say so, not "install pynput"
+    pynput = types.ModuleType("pynput")
+    pynput.__path__ = []  # a package whose backend submodule cannot be imported
+    monkeypatch.setitem(sys.modules, "pynput", pynput)
+    with pytest.raises(TeleopUnavailable, match="cannot reach a keyboard here"):
+        make_teleop("keyboard")
 
 
 class FakeListener:

@@ -25,12 +25,14 @@ class KeyboardTeleop:
 
     def __init__(self):
         try:
-            from pynput import keyboard
+            import pynput  # noqa: F401
         except ImportError as error:
             raise TeleopUnavailable(f"keyboard teleoperation needs pynput: {INSTALL_HINT} ({error})") from error
-        except Exception as error:  # pynput raises backend errors (e.g. no X display) at import time
-            raise TeleopUnavailable(f"pynput cannot reach a keyboard here ({error}); keyboard teleoperation "
-                                    "needs a desktop session") from error
+        try:  # pynput picks its backend on import and raises ImportError when none works (e.g. no X display)
+            from pynput import keyboard
+        except ImportError as error:
+            raise TeleopUnavailable(f"pynput cannot reach a keyboard here: {error}. Keyboard teleoperation needs a "
+                                    "desktop session (X11, XWayland, macOS or Windows)") from error
         self._keyboard = keyboard
         self._held: set[str] = set()
         self._events: list[Event] = []
