@@ -69,12 +69,15 @@ def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     from tidyarm.data.session import RecordCommand
     from tidyarm.il.config import TrainILCommand
+    from tidyarm.il.irl_train import IRLCommand
     from tidyarm.rl.distill import DistillCommand
     from tidyarm.rl.train import TrainCommand
 
     command = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainCommand, "distill": DistillCommand, "eval": Eval, "rollout": Rollout, "gallery": Gallery,
-         "record": RecordCommand, "train-il": TrainILCommand},
+         "record": RecordCommand,
+         "train-il": TrainILCommand,
+         "irl": IRLCommand},
         description="tidyarm: SO-101 sim, learning and deployment tools.",
     )
     if isinstance(command, TrainCommand):
@@ -91,6 +94,8 @@ def main() -> None:
         run_record(command)
     elif isinstance(command, TrainILCommand):
         run_train_il(command, sys.argv[1:])
+    elif isinstance(command, IRLCommand):
+        run_irl_command(command)
 
 
 def run_train(command, argv: list[str]) -> None:
@@ -104,6 +109,16 @@ def run_train(command, argv: list[str]) -> None:
     else:
         run_dir = train(command.config)
     print(f"run directory: {run_dir}")
+
+
+def run_irl_command(command) -> None:
+    from tidyarm.il.irl_train import run_irl
+
+    summary = run_irl(command.config)
+    print(f"{summary['method']} on {summary['task']}: imitation return {summary['imitation_return']:.2f} / expert "
+          f"{summary['expert_return']:.2f} = {summary['return_ratio']:.3f} over {summary['episodes']} episodes "
+          f"(success {summary['imitation_success']:.0%} vs {summary['expert_success']:.0%}); "
+          f"{summary['train_wall_seconds'] / 60:.1f} min on {summary['threads']} thread(s)")
 
 
 def run_train_il(command, argv: list[str]) -> None:

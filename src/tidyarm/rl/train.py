@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import numpy as np
 import torch
@@ -161,10 +161,34 @@ def make_agent(config: TrainConfig, env) -> SAC | VisualSAC | DrQV2:
     return DrQV2(config.pixels, action_dim, config.drqv2, device=config.device)
 
 
-class Trainer:
-    """Owns env, agent, buffers and logs for one run; `run()` trains to `total_steps`."""
+class RewardModel(Protocol):
+    """A reward learned beside the policy (inverse RL) that replaces the env reward in every sampled batch.
 
-    def __init__(self, config: TrainConfig, resume: bool = False):
+    Relabelling at sampling time keeps online and demonstration transitions on the current reward however
+    often it changes; it needs 1-step transitions, since an n-step return cannot be re-summed from its ends.
+    """
+
+    def __call__(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """Rewards (B,) of a batch of transitions."""
+
+    finished: bool
+    """True once the model has converged; the loop then stops early."""
+
+    def update(self, trainer: Trainer) -> dict[str, float]:
+        """Called after every collected env step (before the agent's updates); returns metrics to log."""
+
+
+class Trainer:
+    """Owns env, agent, buffers and logs for one run; `run()` trains to `total_steps`.
+
+    `reward_model` (state SAC only, n_step 1, no resume) replaces the env reward by a learned one.
+    """
+
+    def __init__(self, config: TrainConfig, resume: bool = False, reward_model: RewardModel | None = None):
+        if reward_model is not None and (config.algo != "sac" or config.rl.n_step != 1 or resume):
+            raise ValueError(f"a reward model needs algo 'sac' (got {config.algo!r}), n_step 1 (got "
+                             f"{config.rl.n_step}) and a fresh run (resume={resume})")
+        self.reward_model = reward_model
         self.config, self.run_dir = config, config.resolved_run_dir()
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
@@ -193,7 +217,7 @@ class Trainer:
         self.accumulator = NStepAccumulator(rl.n_step, rl.gamma)
         self.obs, _ = self.env.reset(seed=config.seed + self.step)  # a resumed run starts a fresh episode
         self.env.action_space.seed(config.seed + self.step)  # random warm-up actions are repeatable too
-        self.episode_return, self.episode_success, self.update_metrics = 0.0, False, {}
+        self.episode_return, self.episode_success, self.update_metrics, self.reward_metrics = 0.0, False, {}, {}
         self.seconds = {"env": 0.0, "update": 0.0}
         self.started, self.bar = time.perf_counter(), tqdm(
             total=config.total_steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=2.0,
@@ -203,13 +227,15 @@ class Trainer:
             tick = time.perf_counter()
             self._collect_step()
             tock = time.perf_counter()
+            if self.reward_model is not None:
+                self.reward_metrics.update(self.reward_model.update(self))
             if self.step == max(rl.learning_starts, 1):
                 self._warm_start()
             if self.step >= rl.learning_starts and self.step % rl.update_every == 0:
                 self.update_metrics = self.agent.update_many(self._sample, rl.utd_ratio)
             self.seconds["env"] += tock - tick
             self.seconds["update"] += time.perf_counter() - tock
-            stop = self._periodic()
+            stop = self._periodic() or bool(self.reward_model is not None and self.reward_model.finished)
         self.bar.close()
         if self.saved_step != self.step:
             self._checkpoint()
@@ -284,13 +310,16 @@ class Trainer:
         return self.agent.act(obs, eval_mode=False)
 
     def _sample(self) -> dict:
-        return sample_mixed(self.online, self.offline, self.config.rl.batch_size, self.rng,
-                            self.config.rl.offline_fraction)
+        batch = sample_mixed(self.online, self.offline, self.config.rl.batch_size, self.rng,
+                             self.config.rl.offline_fraction)
+        if self.reward_model is not None:
+            batch["reward"] = self.reward_model(batch["obs"], batch["action"], batch["next_obs"])
+        return batch
 
     def _log_progress(self) -> None:
         recent = float(np.mean(self.successes)) if self.successes else 0.0
-        self.logger.log(self.step, {**self.update_metrics, "steps_per_second": self.bar.format_dict["rate"] or 0.0},
-                        "train")
+        rate = self.bar.format_dict["rate"] or 0.0
+        self.logger.log(self.step, {**self.update_metrics, **self.reward_metrics, "steps_per_second": rate}, "train")
         self.bar.set_postfix(success=f"{recent:.2f}", eval=f"{self.eval_success:.2f}", refresh=False)
 
     def _evaluate(self) -> float:

@@ -1,0 +1,137 @@
+"""Off-policy GAIL (in the style of DAC): a discriminator D(s, a) tells expert transitions from the policy's,
+and SAC learns on the reward -log(1 - D(s, a)) relabelled from the current D every time a batch is sampled.
+
+The discriminator trains on demonstrations (the offline buffer) against the replay buffer, with a gradient
+penalty on points between the two (|grad D| pulled to 1) that keeps D smooth, so the reward has a slope
+where the policy is rather than a cliff at the expert's data. Its input is the standardized state and the
+action; the standardization is fitted once, on the demonstrations, and never changes (a moving input scale
+would move the reward under the critic).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional
+
+
+@dataclass(frozen=True)
+class GAILConfig:
+    """Discriminator and reward of off-policy GAIL."""
+
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Widths of the discriminator's hidden layers."""
+    lr: float = 3e-4
+    """Adam learning rate of the discriminator."""
+    batch_size: int = 128
+    """Expert and policy transitions per discriminator step (each)."""
+    update_every: int = 1
+    """Env steps between discriminator steps once learning starts."""
+    pretrain_steps: int = 1_000
+    """Discriminator steps on the random warm-up data before SAC's first update (its critic warm-up needs a
+    reward that already means something)."""
+    gradient_penalty: float = 10.0
+    """Weight of the gradient penalty on interpolated inputs."""
+    max_reward: float = 10.0
+    """Cap on -log(1 - D): a saturated discriminator must not blow up the critic's targets."""
+
+    def __post_init__(self) -> None:
+        if not self.hidden_dims or any(int(width) < 1 for width in self.hidden_dims):
+            raise ValueError(f"hidden_dims = {self.hidden_dims}: expected a non-empty tuple of integers >= 1")
+        for name in ("batch_size", "update_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: expected an integer >= 1")
+        if self.pretrain_steps < 0:
+            raise ValueError(f"pretrain_steps = {self.pretrain_steps}: expected an integer >= 0")
+        for name in ("lr", "max_reward"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} = {getattr(self, name)}: expected a finite number > 0")
+        if not (math.isfinite(self.gradient_penalty) and self.gradient_penalty >= 0):
+            raise ValueError(f"gradient_penalty = {self.gradient_penalty}: expected a finite number >= 0")
+
+
+class Discriminator(nn.Module):
+    """logit D(s, a): (B, obs_dim), (B, action_dim) -> (B,); positive means 'expert'."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_dims: tuple[int, ...]):
+        super().__init__()
+        layers, width = [], obs_dim + action_dim
+        for hidden in hidden_dims:
+            layers += [nn.Linear(width, hidden), nn.Tanh()]  # tanh: smooth, so the gradient penalty is meaningful
+            width = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+
+    def fit_normalizer(self, observations: np.ndarray) -> None:
+        observations = torch.as_tensor(observations, dtype=torch.float32)
+        self.obs_mean.copy_(observations.mean(0))
+        self.obs_std.copy_(observations.std(0).clamp_min(1e-3))
+
+    def inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.cat([(obs - self.obs_mean) / self.obs_std, action], dim=-1)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(inputs).squeeze(-1)
+
+
+class GAILReward:
+    """The `RewardModel` the training loop calls: relabels batches with -log(1 - D) and trains D as it goes."""
+
+    finished = False  # adversarial training has no convergence test; the step budget ends it
+
+    def __init__(self, config: GAILConfig, obs_dim: int, action_dim: int, learning_starts: int, seed: int):
+        self.config, self.learning_starts = config, learning_starts
+        self.discriminator = Discriminator(obs_dim, action_dim, config.hidden_dims)
+        self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            logits = self.discriminator(self.discriminator.inputs(torch.as_tensor(obs, dtype=torch.float32),
+                                                                  torch.as_tensor(action, dtype=torch.float32)))
+            # -log(1 - sigmoid(x)) = softplus(x): positive, so it never pays the policy to end an episode early.
+            return functional.softplus(logits).clamp(max=self.config.max_reward).numpy()
+
+    def update(self, trainer) -> dict[str, float]:
+        """Pretrain D when learning starts, then one step every `update_every` env steps."""
+        step = trainer.step
+        if step < self.learning_starts or trainer.offline is None:
+            return {}
+        if step == self.learning_starts:
+            self.discriminator.fit_normalizer(trainer.offline.observations())
+            for _ in range(self.config.pretrain_steps):
+                self.train_step(trainer.offline, trainer.online)
+        if step % self.config.update_every:
+            return {}
+        return self.train_step(trainer.offline, trainer.online)
+
+    def train_step(self, expert_buffer, policy_buffer) -> dict[str, float]:
+        """One logistic-loss step: expert transitions labelled 1, policy transitions 0, plus the penalty."""
+        expert = expert_buffer.sample(self.config.batch_size, self.rng)
+        policy = policy_buffer.sample(self.config.batch_size, self.rng)
+        return self.train_on(expert["obs"], expert["action"], policy["obs"], policy["action"])
+
+    def train_on(self, expert_obs, expert_action, policy_obs, policy_action) -> dict[str, float]:
+        d = self.discriminator
+        expert_in = d.inputs(torch.as_tensor(expert_obs, dtype=torch.float32),
+                             torch.as_tensor(expert_action, dtype=torch.float32))  # (B, obs_dim + action_dim)
+        policy_in = d.inputs(torch.as_tensor(policy_obs, dtype=torch.float32),
+                             torch.as_tensor(policy_action, dtype=torch.float32))
+        expert_logits, policy_logits = d(expert_in), d(policy_in)
+        loss = (functional.binary_cross_entropy_with_logits(expert_logits, torch.ones_like(expert_logits))
+                + functional.binary_cross_entropy_with_logits(policy_logits, torch.zeros_like(policy_logits)))
+        mix = torch.rand(len(expert_in), 1)
+        between = (mix * expert_in + (1 - mix) * policy_in).requires_grad_(True)
+        gradient, = torch.autograd.grad(d(between).sum(), between, create_graph=True)
+        penalty = (gradient.norm(dim=1) - 1.0).square().mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss + self.config.gradient_penalty * penalty).backward()
+        self.optimizer.step()
+        accuracy = 0.5 * ((expert_logits > 0).float().mean() + (policy_logits < 0).float().mean())
+        return {"disc_loss": float(loss.detach()), "disc_penalty": float(penalty.detach()),
+                "disc_accuracy": float(accuracy)}
