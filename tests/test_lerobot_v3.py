@@ -66,6 +66,10 @@ def test_reads_a_dataset_written_by_lerobot():
     assert read_dataset(FIXTURE, episodes=[2]).episode_ids == [2]
     without_video = read_dataset(FIXTURE, load_videos=False)
     assert "observation.images.front" not in without_video.frames
+    small = read_dataset(FIXTURE, image_size=32)  # resized while decoding (area average)
+    assert small.features["observation.images.front"]["shape"] == [32, 32, 3]
+    expected = make_frame(0, 5)["observation.images.front"][:32, :32].astype(int)
+    assert np.abs(small.frames["observation.images.front"][5].astype(int) - expected).mean() < 4.0
 
 
 def test_reads_lerobot_image_dtype_frames():
@@ -75,6 +79,9 @@ def test_reads_lerobot_image_dtype_frames():
     check_contents(episodes, FIXTURE_LENGTHS[:2], FIXTURE_TASKS)
     png_frame = episodes.frames["observation.images.front"][12]  # lossless: exactly what was written
     np.testing.assert_array_equal(png_frame, make_frame(1, 0)["observation.images.front"])
+    small = read_dataset(FIXTURE.with_name("lerobot_v3_image_fixture"), image_size=(16, 32))
+    np.testing.assert_array_equal(small.frames["observation.images.front"][12],
+                                  make_frame(1, 0)["observation.images.front"][:16, :32])
 
 
 def test_round_trip_across_rotated_files_and_chunks(tmp_path):

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from tidyarm.data.episodes import Episodes
 from tidyarm.data.lerobot_v3 import DEFAULT_FEATURES, EPISODES_DIR, INFO_PATH, DatasetError, read_info, read_tasks
-from tidyarm.data.video import decode
+from tidyarm.data.video import decode, frame_size
 
 EPISODE_COLUMNS = ("episode_index", "length", "data/chunk_index", "data/file_index", "dataset_from_index",
                    "dataset_to_index")
@@ -28,13 +28,16 @@ VISUAL = ("video", "image")
 
 
 def read_dataset(root: str | Path, load_videos: bool = True, episodes: Sequence[int] | None = None,
-                 tolerance_s: float = 1e-4) -> Episodes:
+                 tolerance_s: float = 1e-4, image_size: int | tuple[int, int] | None = None) -> Episodes:
     """Read the dataset at `root` (all episodes, or those whose episode_index is in `episodes`).
 
     load_videos=False skips decoding (video features are then absent from Episodes.frames).
     tolerance_s: how far (s) a decoded video frame may sit from the time a frame asks for.
+    image_size: resize camera frames to this (height, width) (an int: square) while decoding, by area
+    averaging; real recordings (480x640 at 30 fps) need it to fit in memory (about 0.9 MB per frame).
     """
     root = Path(root)
+    size = (image_size, image_size) if isinstance(image_size, int) else image_size
     info = read_info(root)
     features = _dataset_features(root, info)
     tasks = read_tasks(root)
@@ -51,9 +54,13 @@ def read_dataset(root: str | Path, load_videos: bool = True, episodes: Sequence[
     if load_videos:
         for name, spec in features.items():
             if spec["dtype"] == "video":
-                frames[name] = _read_video(root, info, rows, name, spec, frames["timestamp"], tolerance_s)
+                frames[name] = _read_video(root, info, rows, name, spec, frames["timestamp"], tolerance_s, size)
             elif spec["dtype"] == "image":
-                frames[name] = _decode_images(frames.pop(f"__image__{name}"), name, spec, root)
+                frames[name] = _decode_images(frames.pop(f"__image__{name}"), name, spec, root, size)
+    if size is not None:
+        for spec in features.values():
+            if spec["dtype"] in VISUAL:
+                spec["shape"] = [*size, spec["shape"][2]]
     frames = {name: column for name, column in frames.items() if not name.startswith("__image__")}
     frames.pop("index", None)
     return Episodes(float(info["fps"]), features, frames, tasks)
@@ -166,10 +173,10 @@ def _empty(name: str, numeric: dict[str, dict]) -> np.ndarray:
 
 
 def _read_video(root: Path, info: dict, rows: list[dict], key: str, spec: dict, timestamps: np.ndarray,
-                tolerance_s: float) -> np.ndarray:
+                tolerance_s: float, size: tuple[int, int] | None) -> np.ndarray:
     """Decoded frames (N, H, W, 3) of one camera for every frame of `rows`, in order."""
     starts = np.cumsum([0, *[row["length"] for row in rows]])
-    out = np.zeros((starts[-1], *spec["shape"]), dtype=np.uint8)
+    out = np.zeros((starts[-1], *(size or spec["shape"][:2]), 3), dtype=np.uint8)
     by_file: dict[tuple[int, int], list[int]] = defaultdict(list)
     for position, row in enumerate(rows):
         by_file[(row[f"videos/{key}/chunk_index"], row[f"videos/{key}/file_index"])].append(position)
@@ -184,10 +191,10 @@ def _read_video(root: Path, info: dict, rows: list[dict], key: str, spec: dict, 
         order = np.argsort(times, kind="stable")
         times, frame_rows = times[order], frame_rows[order]
         filled = np.zeros(len(times), dtype=bool)
-        for time, image in decode(path):
-            if image.shape != tuple(spec["shape"]):
-                raise DatasetError(f"{path}: frames are {image.shape}; info.json gives features.{key}.shape "
-                                   f"{spec['shape']}")
+        if (*frame_size(path), 3) != tuple(spec["shape"]):
+            raise DatasetError(f"{path}: frames are {(*frame_size(path), 3)}; info.json gives features.{key}.shape "
+                               f"{spec['shape']}")
+        for time, image in decode(path, size):
             low, high = np.searchsorted(times, [time - tolerance_s, time + tolerance_s])
             out[frame_rows[low:high]] = image
             filled[low:high] = True
@@ -200,12 +207,14 @@ def _read_video(root: Path, info: dict, rows: list[dict], key: str, spec: dict, 
     return out
 
 
-def _decode_images(cells: np.ndarray, name: str, spec: dict, root: Path) -> np.ndarray:
+def _decode_images(cells: np.ndarray, name: str, spec: dict, root: Path, size: tuple[int, int] | None) -> np.ndarray:
     from PIL import Image
 
-    images = np.stack([np.asarray(Image.open(io.BytesIO(cell["bytes"])).convert("RGB")) for cell in cells]) \
-        if len(cells) else np.zeros((0, *spec["shape"]), dtype=np.uint8)
-    if images.shape[1:] != tuple(spec["shape"]):
-        raise DatasetError(f"{root}: images of feature {name} are {images.shape[1:]}; info.json gives "
-                           f"features.{name}.shape {spec['shape']}")
-    return images
+    images = []
+    for cell in cells:
+        image = Image.open(io.BytesIO(cell["bytes"])).convert("RGB")
+        if (image.height, image.width, 3) != tuple(spec["shape"]):
+            raise DatasetError(f"{root}: images of feature {name} are {(image.height, image.width, 3)}; info.json "
+                               f"gives features.{name}.shape {spec['shape']}")
+        images.append(np.asarray(image if size is None else image.resize(size[::-1], Image.Resampling.BOX)))
+    return np.stack(images) if images else np.zeros((0, *(size or spec["shape"][:2]), 3), dtype=np.uint8)
