@@ -195,3 +195,38 @@ def test_sigkill_mid_episode_keeps_finished_episodes(tmp_path):
         process.wait()
     episodes = read_dataset(root)
     check_contents(episodes, (6, 6), ("Pick up the cube.",))
+
+
+def test_resume_after_a_kill_and_after_an_interrupted_save(tmp_path):
+    root = tmp_path / "ds"
+    script = KILLED_WRITER.format(tests=str(Path(__file__).parent), root=str(root))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "mid-episode"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    with DatasetWriter(root, 30, FEATURES, resume=True) as writer:  # episodes 0, 1 on disk; add 2, 3
+        for episode in (2, 3):
+            for frame in range(6):
+                writer.add_frame(make_frame(episode, frame))
+            writer.save_episode("Pick up the cube.")
+    check_contents(read_dataset(root), (6, 6, 6, 6), ("Pick up the cube.",))
+    # An interrupted save: everything written but info.json, whose totals still say 4 episodes.
+    info = (root / "meta/info.json").read_text()
+    with DatasetWriter(root, 30, FEATURES, resume=True) as writer:
+        for frame in range(6):
+            writer.add_frame(make_frame(9, frame))
+        writer.save_episode("Pick up the cube.")
+    (root / "meta/info.json").write_text(info)
+    with DatasetWriter(root, 30, FEATURES, resume=True) as writer:  # drops the uncommitted rows and files
+        for frame in range(6):
+            writer.add_frame(make_frame(4, frame))
+        writer.save_episode("Pick up the cube.")
+    check_contents(read_dataset(root), (6,) * 5, ("Pick up the cube.",))
+    data_rows = sum(pq.read_metadata(path).num_rows for path in (root / "data").rglob("*.parquet"))
+    assert data_rows == 30  # no orphan rows left for a positional reader (LeRobot's) to trip over
+    stats = json.loads((root / "meta/stats.json").read_text())
+    assert stats["observation.state"]["count"] == [30]
+    with pytest.raises(ValueError, match=r"features differ.*observation.state"):
+        DatasetWriter(root, 30, {**FEATURES, "observation.state": {"dtype": "float32", "shape": [7]}}, resume=True)

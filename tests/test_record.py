@@ -93,6 +93,7 @@ def test_killed_recording_keeps_finished_episodes(tmp_path):
     import time
 
     from tidyarm.data.reader import read_dataset
+    from tidyarm.data.session import RecordCommand, record
 
     root = tmp_path / "ds"
     process = subprocess.Popen([sys.executable, "-c", KILLED_RECORDING.format(root=str(root))],
@@ -110,3 +111,7 @@ def test_killed_recording_keeps_finished_episodes(tmp_path):
     episodes = read_dataset(root)  # opens, holding every episode finished before the kill
     assert episodes.num_episodes >= saved
     assert all(stop - start == 50 for start, stop in episodes.episode_bounds())
+    resumed = record(RecordCommand(task="reach", episodes=2, root=root, cameras=("front",), image_size=32,
+                                   seed=1000, resume=True))
+    assert (resumed.kept, resumed.next_seed) == (2, 1002)
+    assert read_dataset(root).num_episodes == episodes.num_episodes + 2

@@ -55,6 +55,8 @@ class RecordCommand:
     """Teleoperation only: pace steps at the control rate so a person can follow."""
     show: bool = True
     """Teleoperation only: show the front and wrist cameras in a window (pygame)."""
+    resume: bool = False
+    """Add episodes to the dataset already at --root (e.g. after a crash); pass --seed past the seeds it used."""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -86,20 +88,22 @@ class SessionSummary:
     frames: int = 0
     seconds: float = 0.0
     bytes: int = 0
+    next_seed: int = 0
+    """The seed a further session (--resume) should start from."""
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0.0
         return (f"{self.kept} episodes ({self.frames} frames) in {self.root}; {self.dropped} dropped; "
                 f"{self.seconds:.1f} s ({rate:.0f} frames/s); {self.bytes / 2**20:.2f} MB "
-                f"({self.bytes / max(self.kept, 1) / 2**10:.0f} KB per episode)")
+                f"({self.bytes / max(self.kept, 1) / 2**10:.0f} KB per episode); next seed {self.next_seed}")
 
 
 def record(command: RecordCommand, teleop: Teleop | None = None) -> SessionSummary:
     """Run a recording session; `teleop` overrides the device (tests pass a scripted one)."""
     root = command.dataset_root
-    if root.exists() and any(root.iterdir()):
-        raise ValueError(f"dataset root {root} exists and is not empty; pass a new --root")
+    if root.exists() and any(root.iterdir()) and not command.resume:
+        raise ValueError(f"dataset root {root} exists and is not empty; pass a new --root, or --resume")
     if teleop is None and command.source != "expert":
         from tidyarm.teleop.base import make_teleop
 
@@ -107,7 +111,8 @@ def record(command: RecordCommand, teleop: Teleop | None = None) -> SessionSumma
     env = make_record_env(command.task, command.cameras, command.image_size, command.randomize)
     started = time.perf_counter()
     writer = DatasetWriter(root, env.control_hz, features_spec(env, command.cameras), robot_type=ROBOT_TYPE,
-                           vcodec=command.vcodec)
+                           vcodec=command.vcodec, resume=command.resume)
+    frames_before = writer.info["total_frames"]
     try:
         if teleop is None:
             summary = _record_expert(env, writer, command)
@@ -116,7 +121,7 @@ def record(command: RecordCommand, teleop: Teleop | None = None) -> SessionSumma
     finally:
         writer.close()
         env.close()
-    summary.frames = writer.info["total_frames"]
+    summary.frames = writer.info["total_frames"] - frames_before
     summary.seconds = time.perf_counter() - started
     summary.bytes = sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
     return summary
@@ -142,6 +147,7 @@ def _record_expert(env, writer: DatasetWriter, command: RecordCommand) -> Sessio
             if summary.kept + summary.dropped >= max_attempts:
                 summary.notes.append(f"stopped after {max_attempts} attempts: the expert failed too often")
                 break
+    summary.next_seed = command.seed + summary.kept + summary.dropped
     return summary
 
 
@@ -176,6 +182,7 @@ def _record_teleop(env, writer: DatasetWriter, command: RecordCommand, teleop: T
         teleop.disconnect()
         if window is not None:
             window.close()
+    summary.next_seed = seed
     return summary
 
 

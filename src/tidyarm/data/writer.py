@@ -41,6 +41,7 @@ from tidyarm.data.lerobot_v3 import (
     write_json_atomic,
     write_parquet_atomic,
 )
+from tidyarm.data.resume import prepare_resume
 from tidyarm.data.video import SegmentEncoder, append_segment, duration_s, video_info
 
 STAGING = ".recording"
@@ -77,16 +78,20 @@ class DatasetWriter:
     features: LeRobot feature specs (dtype float32/float64/int64/int32/bool with a 1-D shape, or video
     with shape (H, W, 3)). The default columns (timestamp, frame_index, episode_index, index, task_index)
     are added by the writer.
+    resume: append to the dataset already at `root` (same fps and features), e.g. after a crash; new
+    episodes go to new files (resume.py).
     """
 
     def __init__(self, root: str | Path, fps: float, features: dict[str, dict],
                  robot_type: str | None = "so101_follower", vcodec: str = "libsvtav1",
                  chunks_size: int = DEFAULT_CHUNK_SIZE,
                  data_files_size_in_mb: int = DEFAULT_DATA_FILE_SIZE_IN_MB,
-                 video_files_size_in_mb: int = DEFAULT_VIDEO_FILE_SIZE_IN_MB):
+                 video_files_size_in_mb: int = DEFAULT_VIDEO_FILE_SIZE_IN_MB, resume: bool = False):
         self.root = Path(root)
-        if self.root.exists() and any(self.root.iterdir()):
-            raise ValueError(f"dataset root {self.root} exists and is not empty; write a new dataset elsewhere")
+        existing = (self.root / INFO_PATH).is_file()
+        if self.root.exists() and any(self.root.iterdir()) and not (resume and existing):
+            raise ValueError(f"dataset root {self.root} exists and is not empty; write a new dataset elsewhere"
+                             + ("" if resume else " or resume it"))
         if not fps > 0:
             raise ValueError(f"fps = {fps}: expected a positive frame rate")
         check_features(features)
@@ -107,8 +112,20 @@ class DatasetWriter:
         self._video_end = dict.fromkeys(self.video_keys, 0.0)  # seconds already in each current mp4
         self._closed = False
         self._reset_buffer()
+        if resume and existing:
+            self._resume()
+            return
         write_parquet_atomic(self.root / TASKS_PATH, tasks_table(self.tasks))  # an empty dataset opens too
         write_json_atomic(self.root / INFO_PATH, self.info)
+
+    def _resume(self) -> None:
+        shutil.rmtree(self.root / STAGING, ignore_errors=True)  # frames of the episode that was cut off
+        state = prepare_resume(self.root, self.fps, self.features)
+        self.info, self.tasks, self.stats = state.info, state.tasks, state.stats
+        self._data.chunk, self._data.file = state.data_next
+        self._meta.chunk, self._meta.file = state.meta_next
+        for key, position in state.video_next.items():
+            self._videos[key].chunk, self._videos[key].file = position
 
     # -- recording ------------------------------------------------------------------------------------
     @property
