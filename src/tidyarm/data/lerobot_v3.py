@@ -182,3 +182,17 @@ def read_info(root: Path) -> dict:
         if key not in info:
             raise DatasetError(f"{path}: field {key!r} is missing")
     return info
+
+
+def __getattr__(name: str):
+    """The reader and the writer live in their own modules (reader.py, writer.py, which import this one);
+    they are reachable from here too, without an import cycle."""
+    if name == "read_dataset":
+        from tidyarm.data.reader import read_dataset
+
+        return read_dataset
+    if name == "DatasetWriter":
+        from tidyarm.data.writer import DatasetWriter
+
+        return DatasetWriter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
