@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from tidyarm.eval import PolicySpec, evaluate
 from tidyarm.il.adversarial import GAILConfig, GAILReward
@@ -90,29 +91,32 @@ def test_trainer_relabels_online_and_demo_rows(tmp_path, one_torch_thread):
                 reward_model=_ConstantReward())
 
 
-def test_discriminator_separates_expert_from_random_transitions(one_torch_thread):
+@pytest.mark.parametrize("inputs", ["state_action", "next_state"])
+def test_discriminator_separates_expert_from_random_transitions(inputs, one_torch_thread):
     env_config = EnvConfig(task="reach")
     expert = collect_demos(env_config, 3, seed=0, rl=IRL_SAC)
     env = env_config.make()
     env.action_space.seed(0)
     obs, _ = env.reset(seed=0)
-    random_obs, random_actions = [], []
+    random = {"obs": [], "action": [], "next_obs": []}
     for _ in range(150):
         action = env.action_space.sample()
-        random_obs.append(obs)
-        random_actions.append(action)
-        obs, *_ = env.step(action)
-    random_obs, random_actions = np.array(random_obs), np.array(random_actions)
-    model = GAILReward(GAILConfig(hidden_dims=(64, 64), lr=1e-3), obs.shape[0], 5, learning_starts=0, seed=0)
+        next_obs, *_ = env.step(action)
+        for key, value in (("obs", obs), ("action", action), ("next_obs", next_obs)):
+            random[key].append(value)
+        obs = next_obs
+    random = {key: np.array(value) for key, value in random.items()}
+    model = GAILReward(GAILConfig(inputs=inputs, hidden_dims=(64, 64), lr=1e-3), obs.shape[0], 5, learning_starts=0,
+                       seed=0)
     model.discriminator.fit_normalizer(expert.observations())
     rng = np.random.default_rng(0)
     for _ in range(150):
-        pick, other = rng.integers(0, len(expert), 64), rng.integers(0, len(random_obs), 64)
-        metrics = model.train_on(expert.observations()[pick], expert.actions()[pick], random_obs[other],
-                                 random_actions[other])
+        metrics = model.train_on(expert.sample(64, rng), {key: value[rng.integers(0, 150, 64)]
+                                                          for key, value in random.items()})
     assert metrics["disc_accuracy"] > 0.9
-    expert_reward = model(expert.observations(), expert.actions(), expert.observations()).mean()
-    random_reward = model(random_obs, random_actions, random_obs).mean()
+    demos = expert.sample(len(expert), rng)
+    expert_reward = model(demos["obs"], demos["action"], demos["next_obs"]).mean()
+    random_reward = model(random["obs"], random["action"], random["next_obs"]).mean()
     assert expert_reward > random_reward + 1.0
 
 
@@ -128,3 +132,27 @@ def test_short_apprenticeship_run_beats_its_random_start(tmp_path, one_torch_thr
     random = evaluate(PolicySpec("random"), 5, task="reach")
     assert summary["imitation_return"] > random["mean_return"] + 5.0
     assert (tmp_path / "policy.json").is_file() and (tmp_path / "irl_summary.json").is_file()
+
+
+def test_bad_settings_are_refused_by_name():
+    with pytest.raises(ValueError, match="method 'bc'"):
+        IRLConfig(method="bc")
+    with pytest.raises(ValueError, match="task 'place'"):
+        IRLConfig(task="place")
+    with pytest.raises(ValueError, match="n_step = 3"):
+        IRLConfig(sac=dataclasses.replace(IRL_SAC, n_step=3))
+    with pytest.raises(ValueError, match="inputs = 'pixels'"):
+        GAILConfig(inputs="pixels")
+    with pytest.raises(ValueError, match="reward = 'log'"):
+        GAILConfig(reward="log")
+
+
+def test_logit_reward_is_signed_and_softplus_is_not():
+    obs = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    action = np.zeros((32, 2), dtype=np.float32)
+    rewards = {}
+    for form in ("softplus", "logit"):
+        torch.manual_seed(0)  # the same discriminator weights for both forms
+        rewards[form] = GAILReward(GAILConfig(reward=form, hidden_dims=(8,)), 4, 2, 0, 0)(obs, action, obs)
+    assert (rewards["softplus"] > 0).all() and (rewards["logit"] < 0).any()
+    np.testing.assert_allclose(rewards["softplus"], np.logaddexp(0.0, rewards["logit"]), rtol=1e-5)

@@ -149,6 +149,8 @@ def run_irl(config: IRLConfig) -> dict:
                "return_ratio": imitation["mean_return"] / expert["mean_return"],
                "imitation_success": imitation["success_rate"], "expert_success": expert["success_rate"],
                "train_wall_seconds": train_seconds, "threads": config.threads, **details}
+    if config.method == "gail":
+        summary["gail_inputs"], summary["gail_reward"] = config.gail.inputs, config.gail.reward
     write_json(run_dir / "irl_summary.json", summary)
     return summary
 
