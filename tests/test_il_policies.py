@@ -151,3 +151,29 @@ def test_description_rebuilds_the_same_network():
     assert np.allclose(policy.select_action(frame), rebuilt.select_action(frame))
     with pytest.raises(ValueError, match="chunk_sise"):
         policy_from_description({**policy.describe(), "config": {"chunk_sise": 3}})
+
+
+@pytest.mark.parametrize("kind", ["bc", "act", "diffusion"])
+def test_relative_actions_are_added_to_the_current_state(kind):
+    """State constant per episode, actions = state + 5: the relative stats have zero spread, so any network output
+    means state + 5."""
+    frames, features, bounds = synthetic()
+    for start, stop in bounds:
+        frames[STATE][start:stop] = frames[STATE][start]
+    frames["action"] = frames[STATE] + 5.0
+    spec = InputSpec.from_features(features, (STATE, ENV))
+    stats = {name: compute_stats(frames[name]) for name in (STATE, ENV, "action")}
+    shape = make_il_policy(kind, TINY[kind], spec, stats)
+    sampler = ChunkSampler(frames, bounds, spec.names, shape.n_obs_steps, shape.horizon, shape.action_offset)
+    relative = sampler.relative_action_stats(STATE)
+    assert np.allclose(relative["mean"], 5.0) and np.allclose(relative["std"], 0.0, atol=1e-5)
+    policy = make_il_policy(kind, TINY[kind], spec, {**stats, "action": relative}, relative=True)
+    policy.reset()
+    for i in (0, 40, 80):  # one frame of each episode: BC follows the state; ACT and diffusion reuse old chunks
+        action = policy.select_action({STATE: frames[STATE][i], ENV: frames[ENV][i]})
+        if kind == "bc" or i == 0:
+            assert np.allclose(action, frames[STATE][i] + 5.0, atol=1e-3)
+    loss, _ = policy.loss(sampler.sample(8))
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="relative actions need input 'observation.state'"):
+        make_il_policy(kind, TINY[kind], InputSpec.from_features(features, (ENV,)), stats, relative=True)

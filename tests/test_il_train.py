@@ -33,14 +33,16 @@ def test_train_il_writes_a_policy_that_tidyarm_eval_runs(tmp_path, one_torch_thr
     meta = json.loads((run_dir / "policy.json").read_text())
     assert (meta["kind"], meta["algo"], meta["env"]["action_mode"]) == ("il", "bc", "joint")
     assert set(meta["il"]["stats"]) == {"observation.state", "observation.environment_state", "action"}
+    assert meta["il"]["relative_actions"] is True
     summary = evaluate(resolve_policy(str(run_dir)), episodes=2, out_dir=None)
     assert summary["task"] == "reach" and summary["episodes"] == 2
 
 
 def test_training_reduces_the_loss(tmp_path, one_torch_thread):
-    run_dir = train_il(tiny(tmp_path / "run", steps=200, log_every=50, checkpoint_every=200))
+    run_dir = train_il(tiny(tmp_path / "run", steps=300, log_every=50, checkpoint_every=300, batch_size=32,
+                            bc=BCConfig(hidden_dims=(64, 64))))
     losses = [value for _, value in read_metrics(run_dir / "metrics.csv")["train/loss"]]
-    assert losses[-1] < 0.5 * losses[0]
+    assert losses[-1] < 0.6 * losses[0]
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path, one_torch_thread):

@@ -7,6 +7,11 @@ A policy is an nn.Module with
   in dataset units out; the policy keeps its own observation history and action queue;
 - `reset()`: forget that history at the start of an episode.
 Subclasses implement `_loss(batch)` on normalized data and `_next_action()` from `self.history`.
+
+Relative actions (`relative=True`): the networks predict joint targets minus the current joint state,
+normalized by the stats of those differences. Absolute targets span the joints' whole range, so the 1-degree
+corrections a grasp needs are a few hundredths of a standard deviation; differences make them large enough
+to learn. Chunks are turned back into absolute targets (`to_absolute`) as soon as they are predicted.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tidyarm.il.features import ACTION, InputSpec
+from tidyarm.il.features import ACTION, STATE, InputSpec
 from tidyarm.il.normalize import Normalizer
 from tidyarm.il.vision import CameraEncoder
 
@@ -45,8 +50,13 @@ class ILPolicy(nn.Module):
     horizon = 1  # actions predicted per inference
     action_offset = 0  # first predicted action relative to the current frame
 
-    def __init__(self, config, spec: InputSpec, stats: dict[str, dict], image_feature_dim: int = 64):
+    def __init__(self, config, spec: InputSpec, stats: dict[str, dict], image_feature_dim: int = 64,
+                 relative: bool = False):
         super().__init__()
+        if relative and dict(spec.vectors).get(STATE) != spec.action_dim:
+            raise ValueError(f"relative actions need input {STATE!r} of size {spec.action_dim} (the action's); "
+                             f"the inputs are {list(spec.names)}")
+        self.relative = relative
         normalized = (*(name for name, _ in spec.vectors), ACTION)  # images are scaled by the encoder instead
         missing = [name for name in normalized if name not in stats]
         if missing:
@@ -80,8 +90,10 @@ class ILPolicy(nn.Module):
 
     # -- training -----------------------------------------------------------------------------------
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        actions = self.action_norm(batch[ACTION])
-        return self._loss({**batch, ACTION: actions})
+        actions = batch[ACTION]
+        if self.relative:  # relative to the current frame's state, the last of the observation history
+            actions = actions - batch[STATE][:, -1:].float()
+        return self._loss({**batch, ACTION: self.action_norm(actions)})
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
@@ -108,17 +120,24 @@ class ILPolicy(nn.Module):
             self.history.append(tensors)
         was_training = self.training
         self.eval()
-        action = self._next_action()  # (A,) normalized
+        action = self._next_action()  # (A,) dataset units
         self.train(was_training)
-        return self.action_norm.inverse(action).numpy().astype(np.float32)
+        return action.numpy().astype(np.float32)
+
+    def to_absolute(self, actions: torch.Tensor) -> torch.Tensor:
+        """Normalized network output (..., A) -> joint targets in dataset units, relative to the newest frame."""
+        actions = self.action_norm.inverse(actions)
+        return actions + self.history[-1][STATE].float() if self.relative else actions
 
     def history_batch(self) -> dict[str, torch.Tensor]:
         """The observation history as a batch of one: {name: (1, n_obs, ...)}."""
         return {name: torch.stack([step[name] for step in self.history])[None] for name in self.spec.names}
 
     def _next_action(self) -> torch.Tensor:
+        """The next action (A,) in dataset units."""
         raise NotImplementedError
 
     def describe(self) -> dict:
         """What policy.json needs to rebuild this policy (weights aside)."""
-        return {"policy": self.kind, "config": asdict(self.config), "inputs": self.spec.to_dict(), "stats": self.stats}
+        return {"policy": self.kind, "config": asdict(self.config), "inputs": self.spec.to_dict(), "stats": self.stats,
+                "relative_actions": self.relative}

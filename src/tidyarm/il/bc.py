@@ -42,9 +42,9 @@ class BCConfig:
 class BCPolicy(ILPolicy):
     kind = "bc"
 
-    def __init__(self, config: BCConfig, spec: InputSpec, stats: dict[str, dict]):
+    def __init__(self, config: BCConfig, spec: InputSpec, stats: dict[str, dict], relative: bool = False):
         self.horizon = config.chunk
-        super().__init__(config, spec, stats, config.image_feature_dim)
+        super().__init__(config, spec, stats, config.image_feature_dim, relative)
         layers, width = [], self.frame_dim
         for hidden in config.hidden_dims:
             layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(config.dropout)]
@@ -71,5 +71,5 @@ class BCPolicy(ILPolicy):
     def _next_action(self) -> torch.Tensor:
         if not self.queue:
             chunk = self.predict(self.history_batch())[0]
-            self.queue.extend(chunk[: self.config.n_action_steps])
+            self.queue.extend(self.to_absolute(chunk[: self.config.n_action_steps]))
         return self.queue.popleft()

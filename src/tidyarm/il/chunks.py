@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from tidyarm.il.features import ACTION
+from tidyarm.il.normalize import compute_stats
 
 
 class ChunkSampler:
@@ -44,14 +45,25 @@ class ChunkSampler:
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         return self.gather(self.rng.integers(0, len(self), batch_size))
 
-    def gather(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        """Batch of these sample rows: inputs (B, n_obs, ...), action (B, horizon, A), action_is_pad (B, horizon)."""
+    def indices(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frame indices of the observations (B, n_obs) and actions (B, horizon), and the padding mask."""
         frame, start, stop = self.frame_index[rows], self.episode_start[rows], self.episode_stop[rows]
         obs_steps = frame[:, None] + np.arange(1 - self.n_obs_steps, 1)  # (B, n_obs)
         obs_steps = np.clip(obs_steps, start[:, None], stop[:, None] - 1)
         action_steps = frame[:, None] + self.action_offset + np.arange(self.horizon)  # (B, horizon)
         is_pad = (action_steps < start[:, None]) | (action_steps >= stop[:, None])
-        action_steps = np.clip(action_steps, start[:, None], stop[:, None] - 1)
+        return obs_steps, np.clip(action_steps, start[:, None], stop[:, None] - 1), is_pad
+
+    def relative_action_stats(self, state: str) -> dict[str, list[float]]:
+        """Normalization stats of every (unpadded) chunk action minus the state of the frame it is predicted at."""
+        obs_steps, action_steps, is_pad = self.indices(np.arange(len(self)))
+        actions = self.tensors[ACTION].numpy()[action_steps]  # (N, horizon, A)
+        relative = actions - self.tensors[state].numpy()[obs_steps[:, -1]][:, None]
+        return compute_stats(relative[~is_pad])
+
+    def gather(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """Batch of these sample rows: inputs (B, n_obs, ...), action (B, horizon, A), action_is_pad (B, horizon)."""
+        obs_steps, action_steps, is_pad = self.indices(rows)
         batch = {name: self.tensors[name][torch.from_numpy(obs_steps)] for name in self.inputs}
         batch[ACTION] = self.tensors[ACTION][torch.from_numpy(action_steps)].float()
         batch["action_is_pad"] = torch.from_numpy(is_pad)

@@ -16,6 +16,9 @@ from tidyarm.il.diffusion import DiffusionConfig
 from tidyarm.il.registry import POLICIES
 
 STATE_INPUTS = ("observation.state", "observation.environment_state")
+# Step budgets and peak learning rates of the recipes measured in docs/imitation.md (place, 50 demos, 1 CPU thread).
+DEFAULT_STEPS = {"bc": 5_000, "act": 3_000, "diffusion": 4_000}
+DEFAULT_LR = {"bc": 1e-3, "act": 2e-4, "diffusion": 3e-4}
 
 
 @dataclass(frozen=True)
@@ -32,14 +35,17 @@ class TrainILConfig:
     """Sim task to evaluate in (default: the expert: task, or the one matching the dataset's instruction)."""
     inputs: tuple[str, ...] = STATE_INPUTS
     """Observation features the policy reads, e.g. observation.state observation.images.front."""
+    relative_actions: bool = True
+    """Predict joint targets minus the current joint state (needs observation.state among the inputs)."""
     image_size: int = 64
     """Camera size (px) when recording expert: demos with image inputs."""
-    steps: int = 5_000
-    """Optimizer steps."""
+    steps: int | None = None
+    """Optimizer steps (default: bc 5000, act 3000, diffusion 4000)."""
     batch_size: int = 64
     """Samples per step."""
-    lr: float = 1e-4
-    """Peak learning rate (AdamW), after a linear warm-up, cosine-decayed to zero at the last step."""
+    lr: float | None = None
+    """Peak AdamW learning rate after a linear warm-up, cosine-decayed to zero (default: bc 1e-3, act 2e-4,
+    diffusion 3e-4)."""
     warmup_steps: int = 500
     """Steps of linear learning-rate warm-up."""
     weight_decay: float = 1e-4
@@ -72,15 +78,25 @@ class TrainILConfig:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"policy {self.policy!r}: expected one of {list(POLICIES)}")
-        for name, low in (("steps", 1), ("batch_size", 1), ("eval_every", 0), ("eval_episodes", 1),
+        for name, low in (("batch_size", 1), ("eval_every", 0), ("eval_episodes", 1),
                           ("checkpoint_every", 1), ("log_every", 1), ("warmup_steps", 0), ("seed", 0),
                           ("threads", 1), ("image_size", 8)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} = {getattr(self, name)}: expected an integer >= {low}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps = {self.steps}: expected at least 1")
         if self.episodes is not None and self.episodes < 1:
             raise ValueError(f"episodes = {self.episodes}: expected at least 1")
-        if not self.lr > 0:
+        if not self.peak_lr > 0:
             raise ValueError(f"lr = {self.lr}: expected a positive learning rate")
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps if self.steps is not None else DEFAULT_STEPS[self.policy]
+
+    @property
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.policy]
 
     @property
     def policy_config(self) -> BCConfig | ACTConfig | DiffusionConfig:

@@ -65,10 +65,10 @@ class DiffusionPolicy(ILPolicy):
     kind = "diffusion"
     action_norm_mode = "min_max"
 
-    def __init__(self, config: DiffusionConfig, spec: InputSpec, stats: dict[str, dict]):
+    def __init__(self, config: DiffusionConfig, spec: InputSpec, stats: dict[str, dict], relative: bool = False):
         self.n_obs_steps, self.horizon = config.n_obs_steps, config.horizon
         self.action_offset = 1 - config.n_obs_steps  # the chunk starts at the oldest observed frame
-        super().__init__(config, spec, stats, config.image_feature_dim)
+        super().__init__(config, spec, stats, config.image_feature_dim, relative)
         self.unet = ConditionalUnet1D(spec.action_dim, config.n_obs_steps * self.frame_dim, config.down_dims,
                                       config.kernel_size, config.groups, config.step_embed_dim)
         self.schedule = NoiseSchedule(config.train_steps)
@@ -119,5 +119,5 @@ class DiffusionPolicy(ILPolicy):
             shape = (1, self.horizon, self.spec.action_dim)
             chunk = self.schedule.sample(lambda x, t: self.unet(x, t, cond), shape, self.config.inference_steps)[0]
             first = self.n_obs_steps - 1  # the chunk's row for the current step
-            self.queue.extend(chunk[first: first + self.config.n_action_steps])
+            self.queue.extend(self.to_absolute(chunk[first: first + self.config.n_action_steps]))
         return self.queue.popleft()

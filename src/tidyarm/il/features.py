@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ACTION = "action"
+STATE = "observation.state"
 IMAGE_DTYPES = ("image", "video")
 
 

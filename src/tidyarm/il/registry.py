@@ -12,13 +12,13 @@ POLICIES: dict[str, tuple[type, type[ILPolicy]]] = {
     "bc": (BCConfig, BCPolicy), "act": (ACTConfig, ACTPolicy), "diffusion": (DiffusionConfig, DiffusionPolicy)}
 
 
-def make_il_policy(kind: str, config, spec: InputSpec, stats: dict[str, dict]) -> ILPolicy:
+def make_il_policy(kind: str, config, spec: InputSpec, stats: dict[str, dict], relative: bool = False) -> ILPolicy:
     if kind not in POLICIES:
         raise ValueError(f"unknown imitation policy {kind!r}; valid: {list(POLICIES)}")
     config_cls, policy_cls = POLICIES[kind]
     if not isinstance(config, config_cls):
         raise ValueError(f"policy {kind!r} takes a {config_cls.__name__}, not {type(config).__name__}")
-    return policy_cls(config, spec, stats)
+    return policy_cls(config, spec, stats, relative)
 
 
 def policy_from_description(description: dict) -> ILPolicy:
@@ -30,4 +30,5 @@ def policy_from_description(description: dict) -> ILPolicy:
     if kind not in POLICIES:
         raise ValueError(f"field 'policy' is {kind!r}; expected one of {list(POLICIES)}")
     config = config_from_dict(POLICIES[kind][0], description["config"])
-    return make_il_policy(kind, config, InputSpec.from_dict(description["inputs"]), description["stats"])
+    return make_il_policy(kind, config, InputSpec.from_dict(description["inputs"]), description["stats"],
+                          bool(description.get("relative_actions", False)))

@@ -22,7 +22,7 @@ from tidyarm.il.agent import ILAgent, il_env_config
 from tidyarm.il.chunks import ChunkSampler
 from tidyarm.il.config import TrainILConfig
 from tidyarm.il.demos import dataset_stats, load_demos
-from tidyarm.il.features import InputSpec
+from tidyarm.il.features import ACTION, STATE, InputSpec
 from tidyarm.il.policy_file import save_il_policy
 from tidyarm.il.registry import make_il_policy
 from tidyarm.rl.agent_state import pack_agent_state, unpack_agent_state
@@ -34,7 +34,7 @@ EMA_PREFIX = "ema."
 
 
 class ILTrainer:
-    """Owns the demonstrations, policy, optimizer and logs of one run; `run()` trains to `config.steps`."""
+    """Owns the demonstrations, policy, optimizer and logs of one run; `run()` trains to `config.total_steps`."""
 
     def __init__(self, config: TrainILConfig, resume: bool = False):
         self.config, self.run_dir = config, config.resolved_run_dir()
@@ -46,11 +46,14 @@ class ILTrainer:
         self.demo_seconds = time.perf_counter() - started
         self.spec = InputSpec.from_features(self.demos.features, config.inputs)
         stats = dataset_stats(self.demos, self.spec)
-        self.policy = make_il_policy(config.policy, config.policy_config, self.spec, stats)
+        shape = make_il_policy(config.policy, config.policy_config, self.spec, stats)  # its horizons, cheaply
         self.sampler = ChunkSampler(self.demos.frames, self.demos.episode_bounds(), self.spec.names,
-                                    self.policy.n_obs_steps, self.policy.horizon, self.policy.action_offset,
-                                    seed=config.seed)
-        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+                                    shape.n_obs_steps, shape.horizon, shape.action_offset, seed=config.seed)
+        if config.relative_actions:
+            stats = {**stats, ACTION: self.sampler.relative_action_stats(STATE)}
+        self.policy = make_il_policy(config.policy, config.policy_config, self.spec, stats, config.relative_actions)
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=config.peak_lr,
+                                           weight_decay=config.weight_decay)
         self.env_config = il_env_config(self.task, self.spec, config.randomize)
         self.step, self.train_seconds = 0, 0.0
         if resume:
@@ -62,8 +65,8 @@ class ILTrainer:
     def learning_rate(self, step: int) -> float:
         """Linear warm-up, then cosine decay to zero at the last step (a function of the step: no state to resume)."""
         warmup = min(1.0, (step + 1) / self.config.warmup_steps) if self.config.warmup_steps else 1.0
-        progress = min(1.0, step / self.config.steps)
-        return self.config.lr * warmup * 0.5 * (1.0 + math.cos(math.pi * progress))
+        progress = min(1.0, step / self.config.total_steps)
+        return self.config.peak_lr * warmup * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def update(self) -> dict[str, float]:
         for group in self.optimizer.param_groups:
@@ -89,28 +92,29 @@ class ILTrainer:
         self.policy.train()
         sums: dict[str, float] = {}
         window_start, window_steps = time.perf_counter(), 0
-        with tqdm(total=config.steps, initial=self.step, desc=f"train-il {config.policy}", unit="step") as progress:
-            while self.step < config.steps:
+        with tqdm(total=config.total_steps, initial=self.step, desc=f"train-il {config.policy}",
+                  unit="step") as progress:
+            while self.step < config.total_steps:
                 started = time.perf_counter()
                 for key, value in self.update().items():
                     sums[key] = sums.get(key, 0.0) + value
                 self.train_seconds += time.perf_counter() - started
                 self.step, window_steps = self.step + 1, window_steps + 1
                 progress.update()
-                if self.step % config.log_every == 0 or self.step == config.steps:
+                if self.step % config.log_every == 0 or self.step == config.total_steps:
                     rate = window_steps / (time.perf_counter() - window_start)
                     averages = {key: value / window_steps for key, value in sums.items()}
                     logger.log(self.step, {**averages, "steps_per_s": rate, "lr": self.learning_rate(self.step - 1),
                                            "seconds": self.train_seconds}, "train")
                     progress.set_postfix(loss=f"{sums['loss'] / window_steps:.4f}")
                     sums, window_start, window_steps = {}, time.perf_counter(), 0
-                if (config.eval_every and self.step % config.eval_every == 0) or self.step == config.steps:
+                if (config.eval_every and self.step % config.eval_every == 0) or self.step == config.total_steps:
                     metrics = self.evaluate(config.eval_episodes)
                     logger.log(self.step, metrics, "eval")
                     progress.write(f"step {self.step}: success {metrics['success_rate']:.0%} over "
                                    f"{config.eval_episodes} episodes")
                     self.policy.train()
-                if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+                if self.step % config.checkpoint_every == 0 or self.step == config.total_steps:
                     self.save_checkpoint()
         logger.close()
         return self.run_dir
