@@ -72,12 +72,14 @@ def main() -> None:
     from tidyarm.il.irl_train import IRLCommand
     from tidyarm.rl.distill import DistillCommand
     from tidyarm.rl.train import TrainCommand
+    from tidyarm.robot.deploy import DeployCommand
 
     command = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainCommand, "distill": DistillCommand, "eval": Eval, "rollout": Rollout, "gallery": Gallery,
          "record": RecordCommand,
          "train-il": TrainILCommand,
-         "irl": IRLCommand},
+         "irl": IRLCommand,
+         "deploy": DeployCommand},
         description="tidyarm: SO-101 sim, learning and deployment tools.",
     )
     if isinstance(command, TrainCommand):
@@ -96,6 +98,8 @@ def main() -> None:
         run_train_il(command, sys.argv[1:])
     elif isinstance(command, IRLCommand):
         run_irl_command(command)
+    elif isinstance(command, DeployCommand):
+        run_deploy(command)
 
 
 def run_train(command, argv: list[str]) -> None:
@@ -119,6 +123,20 @@ def run_irl_command(command) -> None:
           f"{summary['expert_return']:.2f} = {summary['return_ratio']:.3f} over {summary['episodes']} episodes "
           f"(success {summary['imitation_success']:.0%} vs {summary['expert_success']:.0%}); "
           f"{summary['train_wall_seconds'] / 60:.1f} min on {summary['threads']} thread(s)")
+
+
+def run_deploy(command) -> None:
+    from tidyarm.robot.deploy import deploy
+
+    summary = deploy(command)
+    low, high = summary["oracle_success_ci95"]
+    loop = summary["loop_ms"]
+    print(f"{summary['policy']} on robot {command.robot}: oracle success {summary['oracle_success_rate']:.0%} "
+          f"(95% CI {low:.0%}-{high:.0%}) over {summary['episodes']} episodes"
+          + (f", {summary['stopped']}" if summary["stopped"] else ""))
+    print(f"loop {loop['p50']:.1f} ms median, {loop['p95']:.1f} ms p95 (period {summary['control_period_ms']:.0f} ms, "
+          f"{summary['over_budget_ticks']}/{summary['ticks']} ticks over); safety {summary['safety']}")
+    print(f"results: {summary['path']}")
 
 
 def run_train_il(command, argv: list[str]) -> None:
