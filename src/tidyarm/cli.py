@@ -70,6 +70,7 @@ def main() -> None:
     from tidyarm.data.session import RecordCommand
     from tidyarm.il.config import TrainILCommand
     from tidyarm.il.irl_train import IRLCommand
+    from tidyarm.reward.command import TrainRewardCommand
     from tidyarm.rl.distill import DistillCommand
     from tidyarm.rl.train import TrainCommand
     from tidyarm.robot.deploy import DeployCommand
@@ -79,6 +80,7 @@ def main() -> None:
          "record": RecordCommand,
          "train-il": TrainILCommand,
          "irl": IRLCommand,
+         "train-reward": TrainRewardCommand,
          "deploy": DeployCommand},
         description="tidyarm: SO-101 sim, learning and deployment tools.",
     )
@@ -98,6 +100,10 @@ def main() -> None:
         run_train_il(command, sys.argv[1:])
     elif isinstance(command, IRLCommand):
         run_irl_command(command)
+    elif isinstance(command, TrainRewardCommand):
+        from tidyarm.reward.command import run_train_reward
+
+        run_train_reward(command)
     elif isinstance(command, DeployCommand):
         run_deploy(command)
 
