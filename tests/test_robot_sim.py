@@ -124,8 +124,9 @@ def test_physics_gap_edits_the_model():
     assert gapped.model.geom_friction[cube_geom, 0] == pytest.approx(0.5 * nominal.model.geom_friction[cube_geom, 0])
 
 
-def test_sim_gap_preset_lies_outside_the_training_randomization():
-    gap, train = RealityGap.preset("sim-gap"), Randomization()
+@pytest.mark.parametrize("preset", ["sim-gap", "sim-gap-mild"])
+def test_gap_presets_lie_outside_the_training_randomization(preset):
+    gap, train = RealityGap.preset(preset), Randomization()
     assert not train.mass_scale[0] <= gap.object_mass_scale <= train.mass_scale[1]
     assert not train.kp_scale[0] <= gap.kp_scale <= train.kp_scale[1]
     assert not train.damping_scale[0] <= gap.damping_scale <= train.damping_scale[1]
@@ -144,3 +145,14 @@ def test_bad_gap_and_robot_names_are_refused():
         RealityGap(latency_ticks=-1)
     with pytest.raises(ValueError, match="sim-gap"):
         RealityGap.preset("real")
+
+
+def test_raise_mode_still_sends_the_hold():
+    with SimRobot("lift", safety=SafetyConfig(nonfinite="raise"), **SMALL) as robot:
+        start = robot.get_observation().joint_pos
+        robot.send_action(start + np.array([0.3, 0, 0, 0, 0, 0]))
+        bad = start.copy()
+        bad[4] = np.inf
+        with pytest.raises(ValueError, match="wrist_roll"):
+            robot.send_action(bad)
+        np.testing.assert_allclose(robot._latched, robot.data.qpos[robot.kin.qpos_adr], atol=1e-9)

@@ -12,6 +12,7 @@ uint8 (H, W, 3) RGB by camera name.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cache
@@ -19,7 +20,7 @@ from functools import cache
 import mujoco
 import numpy as np
 
-from tidyarm.robot.safety import SafetyConfig, SafetyLayer
+from tidyarm.robot.safety import SafetyConfig, SafetyLayer, UnsafeCommand
 from tidyarm.sim.robot import ARM_XML, JOINT_NAMES
 
 
@@ -62,6 +63,8 @@ class Robot(ABC):
         low, high = joint_limits()
         self.safety = SafetyLayer(safety or SafetyConfig(), low, high)
         self._connected = False
+        # send_action, hold and the watchdog may run on different threads (a driver's watchdog thread).
+        self._lock = threading.RLock()
 
     # -- public API ------------------------------------------------------------------------------
     @property
@@ -99,16 +102,22 @@ class Robot(ABC):
     def send_action(self, joint_targets) -> np.ndarray:
         """Send (6,) joint targets (rad) through the safety layer; returns the targets really sent."""
         self._require_connection("send_action")
-        measured = self._read(images=False).joint_pos
-        sent = self.safety.filter(joint_targets, measured, self._now())
-        self._write(sent)
+        with self._lock:
+            measured = self._read(images=False).joint_pos
+            try:
+                sent = self.safety.filter(joint_targets, measured, self._now())
+            except UnsafeCommand:
+                self._write(self.safety.last_sent)  # the layer made the measured position the target: send it
+                raise
+            self._write(sent)
         return sent
 
     def hold(self, reason: str = "requested") -> np.ndarray:
         """Stop where the arm is: the measured position becomes the target. Returns it."""
         self._require_connection("hold")
-        target = self.safety.hold(self._read(images=False).joint_pos, reason)
-        self._write(target)
+        with self._lock:
+            target = self.safety.hold(self._read(images=False).joint_pos, reason)
+            self._write(target)
         return target
 
     def link_lost(self) -> np.ndarray:
@@ -117,9 +126,10 @@ class Robot(ABC):
 
     def check_watchdog(self) -> bool:
         """Hold if no valid command came within the timeout; True when it fired. Drivers call it every tick."""
-        if self._connected and self.safety.expired(self._now()):
-            self.hold("watchdog")
-            return True
+        with self._lock:
+            if self._connected and self.safety.expired(self._now()):
+                self.hold("watchdog")
+                return True
         return False
 
     @property

@@ -29,7 +29,7 @@ class DeployCommand:
     """Run a saved pixel policy on a robot: loop timing, safety counts, and oracle success on a simulated robot."""
 
     robot: str = "sim-gap"
-    """Robot: sim (no reality gap) or sim-gap (the held-out gap preset)."""
+    """Robot: sim (no reality gap), sim-gap (the held-out gap preset) or sim-gap-mild (a smaller one)."""
     policy: str = "pretrained:lift-pixels"
     """A saved pixel policy: pretrained:<name> or a run directory."""
     episodes: int = 20

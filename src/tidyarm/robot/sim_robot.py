@@ -174,11 +174,11 @@ def _gap_dict(gap: RealityGap) -> dict:
     return {name: list(value) if isinstance(value, tuple) else value for name, value in vars(gap).items()}
 
 
-ROBOT_PRESETS = {"sim": "none", "sim-gap": "sim-gap"}
+ROBOT_PRESETS = {"sim": "none", "sim-gap": "sim-gap", "sim-gap-mild": "sim-gap-mild"}
 
 
 def make_robot(name: str, task: str = "lift", realtime: bool = False, seed: int = 0, **kwargs) -> SimRobot:
-    """A robot by name: 'sim' (no gap) or 'sim-gap' (the held-out gap preset)."""
+    """A robot by name: 'sim' (no gap), 'sim-gap' (the held-out gap preset) or 'sim-gap-mild'."""
     if name not in ROBOT_PRESETS:
         raise ValueError(f"unknown robot {name!r}; valid: {sorted(ROBOT_PRESETS)} (a real SO-101 driver is not "
                          "part of this release)")
