@@ -45,8 +45,9 @@ class ACTConfig:
     """Weight of the KL term."""
     dropout: float = 0.1
     """Dropout in every transformer layer."""
-    temporal_ensemble: float = 0.01
-    """m in the ensembling weights exp(-m * i); negative turns ensembling off (then n_action_steps apply)."""
+    temporal_ensemble: float | None = 0.01
+    """m in the ensembling weights exp(-m * i), i = 0 for the oldest chunk (negative m favours the newest);
+    None turns ensembling off (then n_action_steps apply)."""
     n_action_steps: int = 1
     """Without ensembling: actions of each chunk executed before predicting again (1 .. chunk_size)."""
     image_feature_dim: int = 64
@@ -145,7 +146,7 @@ class ACTPolicy(ILPolicy):
         self.queue.clear()
 
     def _next_action(self) -> torch.Tensor:
-        if self.config.temporal_ensemble < 0:
+        if self.config.temporal_ensemble is None:
             if not self.queue:
                 chunk = self.predict_chunk(self.history_batch())[: self.config.n_action_steps]
                 self.queue.extend(self.to_absolute(chunk))
