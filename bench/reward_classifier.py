@@ -71,8 +71,20 @@ def downsample(frames: FrameSet, cameras: tuple[str, ...], size: int) -> FrameSe
     return FrameSet(images, frames.labels, frames.episode)
 
 
+def errors_by_behaviour(probabilities: np.ndarray, test: FrameSet, threshold: float, behaviours: list[str]) -> str:
+    """'behaviour:fp/fn' for each behaviour with errors among the test frames: which failures fool it."""
+    predicted, actual = probabilities >= threshold, test.labels > 0.5
+    parts = []
+    for name in dict.fromkeys(behaviours):
+        rows = np.isin(test.episode, [e for e, b in enumerate(behaviours) if b == name])
+        fp, fn = int(np.sum(predicted & ~actual & rows)), int(np.sum(~predicted & actual & rows))
+        if fp or fn:
+            parts.append(f"{name}:{fp}/{fn}")
+    return " ".join(parts)
+
+
 def run_cell(frames: FrameSet, split: tuple[list, list, list], cameras: tuple[str, ...], train_episodes: int,
-             args: argparse.Namespace) -> dict:
+             behaviours: list[str], args: argparse.Namespace) -> dict:
     train_ids, val_ids, test_ids = split
     rng = np.random.default_rng(args.seed)
     chosen = [train_ids[i] for i in np.sort(rng.permutation(len(train_ids))[:train_episodes])]
@@ -82,12 +94,14 @@ def run_cell(frames: FrameSet, split: tuple[list, list, list], cameras: tuple[st
     classifier, summary = train_classifier(small.subset(chosen), small.subset(val_ids), config, train_config,
                                            log=lambda message: None)
     test = small.subset(test_ids)
-    scores = metrics(predict(classifier, test), test.labels, classifier.threshold)
+    probabilities = predict(classifier, test)
+    scores = metrics(probabilities, test.labels, classifier.threshold)
     return {"task": args.task, "cameras": "+".join(cameras), "train_episodes": len(chosen),
             "test_episodes": len(test_ids), "precision": scores["precision"], "recall": scores["recall"],
             "f1": scores["f1"], "tp": scores["tp"], "fp": scores["fp"], "fn": scores["fn"], "tn": scores["tn"],
             "threshold": classifier.threshold, "train_s": summary["train_seconds"], "steps": summary["steps"],
-            "best_step": summary["best_step"], "load": os.getloadavg()[0]}
+            "best_step": summary["best_step"], "load": os.getloadavg()[0], "split_seed": args.split_seed,
+            "fp/fn by behaviour": errors_by_behaviour(probabilities, test, classifier.threshold, behaviours)}
 
 
 def main() -> None:
@@ -99,22 +113,24 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--record-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="first recorded episode's seed; training seed")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation/test split")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/tidyarm-reward-bench"))
     parser.add_argument("--name", default="reward_classifier")
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
     frames, behaviours = labelled_frames(args)
     episode_ids = list(dict.fromkeys(frames.episode.tolist()))
-    split = split_episodes(episode_ids, behaviours, seed=args.seed)
+    split = split_episodes(episode_ids, behaviours, seed=args.split_seed)
     rows = []
     for cameras in args.cameras:
         for count in args.train_episodes:
             count = count or len(split[0])
-            rows.append(run_cell(frames, split, tuple(cameras.split(",")), count, args))
+            rows.append(run_cell(frames, split, tuple(cameras.split(",")), count, behaviours, args))
             print(rows[-1], flush=True)
     report(args.name, rows, ["task", "cameras", "train_episodes", "test_episodes", "precision", "recall", "f1",
-                             "fp", "fn", "threshold", "train_s", "best_step", "load"])
+                             "fp", "fn", "threshold", "train_s", "best_step", "load", "split_seed",
+                             "fp/fn by behaviour"])
 
 
 if __name__ == "__main__":

@@ -56,11 +56,17 @@ def test_behaviour_schedule_is_proportional_and_mixed():
         behaviour_schedule(5, {"dance": 1.0})
 
 
-def test_recorded_lift_labels_follow_the_success_state():
-    """Expert and still episodes with randomization on: the expert's frames turn positive once the cube is
-    held up and stay so; the still arm's never do; next.reward is the image label one frame earlier."""
-    labelled = record_labelled("lift", 2, seed=3, cameras=("front",), image_size=16, supersample=1,
-                               mix={"expert": 0.5, "still": 0.5})
+@pytest.fixture(scope="module")
+def lift_pair():
+    """An expert and a still-arm lift episode, randomization on, 16-px front camera."""
+    return record_labelled("lift", 2, seed=3, cameras=("front",), image_size=16, supersample=1,
+                           mix={"expert": 0.5, "still": 0.5})
+
+
+def test_recorded_lift_labels_follow_the_success_state(lift_pair):
+    """The expert's frames turn positive once the cube is held up and stay so; the still arm's never do;
+    next.reward is the image label one frame earlier."""
+    labelled = lift_pair
     episodes = labelled.episodes
     assert labelled.behaviours == ["expert", "still"]
     assert episodes.features[REWARD]["shape"] == [1] and episodes.frames["observation.images.front"].shape[1:] == \
@@ -108,6 +114,9 @@ def test_episode_split_is_disjoint_stratified_and_leak_free():
                       np.repeat(np.arange(40), 10))
     assert set(frames.subset(train).episode).isdisjoint(frames.subset(test).episode)
     assert len(frames.subset(test).labels) == 10 * len(test)
+    # Groups too small to give validation or test an episode each still leave neither empty.
+    train, val, test = split_episodes(range(8), ["a", "a", "b", "b", "c", "d", "e", "f"])
+    assert len(val) == 1 and len(test) == 1 and sorted(train + val + test) == list(range(8))
 
 
 def test_metrics_confusion_matrix():
@@ -235,12 +244,11 @@ def test_wrapper_on_so101_pixels_and_bad_setups():
         ClassifierReward(_LyingEnv(set()), classifier, success_frames=0)
 
 
-def test_labelled_dataset_written_and_read_back_keeps_the_labels(tmp_path):
+def test_labelled_dataset_written_and_read_back_keeps_the_labels(tmp_path, lift_pair):
     from tidyarm.data.reader import read_dataset
     from tidyarm.reward.labels import write_labelled
 
-    labelled = record_labelled("lift", 1, seed=3, cameras=("front",), image_size=16, supersample=1,
-                               mix={"expert": 1.0})
+    labelled = lift_pair
     write_labelled(labelled.episodes, tmp_path / "ds", vcodec="libx264")
     read = read_dataset(tmp_path / "ds")
     assert read.features[REWARD]["dtype"] == "float32" and read.features[DONE]["dtype"] == "bool"

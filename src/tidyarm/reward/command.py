@@ -24,7 +24,7 @@ class TrainRewardCommand:
 
     task: str = "lift"
     """Task name: reach, lift or place."""
-    episodes: int = 150
+    episodes: int = 200
     """Episodes to record (a mix of the expert and failing behaviours); ignored with --dataset."""
     dataset: Path | None = None
     """Read a labelled LeRobot dataset (with next.reward) instead of recording in the sim."""

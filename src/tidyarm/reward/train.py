@@ -109,6 +109,9 @@ def split_episodes(episode_ids, groups=None, fractions=(0.7, 0.15, 0.15), seed: 
         splits[1].extend(members[:n_val])
         splits[2].extend(members[n_val:n_val + n_test])
         splits[0].extend(members[n_val + n_test:])
+    for split, share in ((splits[1], fractions[1]), (splits[2], fractions[2])):
+        if share > 0 and not split and len(splits[0]) >= 2:  # small groups all rounded to 0: take one
+            split.append(splits[0].pop())
     return splits
 
 
