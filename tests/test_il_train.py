@@ -1,6 +1,7 @@
 """`train-il` end to end on tiny budgets: run outputs, `tidyarm eval` of the run, resume, bad input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,3 +91,16 @@ def test_eval_refuses_an_env_that_does_not_fit(tmp_path, one_torch_thread):
     assert np.all(np.abs(loaded(observation)) <= 1.0)
     with pytest.raises(ValueError, match="action_mode 'ee', expected 'joint'"):
         check_policy_fits_env(loaded, type(loaded.env_config)(task="reach").make(), "run")
+
+
+def test_trains_on_a_lerobot_dataset_on_disk(tmp_path, one_torch_thread):
+    """The fixture was written by LeRobot's own writer: state, action and a 64-px front camera, two tasks."""
+    fixture = Path(__file__).parent / "data" / "lerobot_v3_fixture"
+    config = tiny(tmp_path / "run", dataset=str(fixture), steps=3, task="place", eval_episodes=0,
+                  inputs=("observation.state", "observation.images.front"))
+    run_dir = train_il(config)
+    loaded = load_policy(run_dir)
+    assert loaded.meta["dataset"] == str(fixture) and loaded.env_config.cameras == ("front",)
+    assert loaded.env_config.task == "place"
+    with pytest.raises(ValueError, match="cannot tell the sim task"):
+        ILTrainer(tiny(tmp_path / "other", dataset=str(fixture), inputs=("observation.state",)))

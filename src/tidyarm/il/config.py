@@ -55,7 +55,7 @@ class TrainILConfig:
     eval_every: int = 0
     """Evaluate in the sim every this many steps (0: only after the last step)."""
     eval_episodes: int = 20
-    """Episodes per periodic evaluation (`tidyarm eval` afterwards uses 100)."""
+    """Episodes per periodic evaluation (0: none; `tidyarm eval` afterwards uses 100)."""
     checkpoint_every: int = 1_000
     """Write a checkpoint and the deployable policy every this many steps."""
     log_every: int = 100
@@ -78,7 +78,7 @@ class TrainILConfig:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"policy {self.policy!r}: expected one of {list(POLICIES)}")
-        for name, low in (("batch_size", 1), ("eval_every", 0), ("eval_episodes", 1),
+        for name, low in (("batch_size", 1), ("eval_every", 0), ("eval_episodes", 0),
                           ("checkpoint_every", 1), ("log_every", 1), ("warmup_steps", 0), ("seed", 0),
                           ("threads", 1), ("image_size", 8)):
             if getattr(self, name) < low:

@@ -20,7 +20,7 @@ def load_demos(dataset: str, inputs: tuple[str, ...], episodes: int | None = Non
     if dataset.startswith(EXPERT_PREFIX):
         demos, task = _record(dataset, inputs, image_size, randomize, task)
     else:
-        from tidyarm.data.lerobot_v3 import read_dataset
+        from tidyarm.data.reader import read_dataset
 
         demos = read_dataset(Path(dataset))
         task = task or _task_of(demos, dataset)

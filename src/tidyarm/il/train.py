@@ -108,7 +108,8 @@ class ILTrainer:
                                            "seconds": self.train_seconds}, "train")
                     progress.set_postfix(loss=f"{sums['loss'] / window_steps:.4f}")
                     sums, window_start, window_steps = {}, time.perf_counter(), 0
-                if (config.eval_every and self.step % config.eval_every == 0) or self.step == config.total_steps:
+                at_eval = (config.eval_every and self.step % config.eval_every == 0) or self.step == config.total_steps
+                if config.eval_episodes and at_eval:
                     metrics = self.evaluate(config.eval_episodes)
                     logger.log(self.step, metrics, "eval")
                     progress.write(f"step {self.step}: success {metrics['success_rate']:.0%} over "
