@@ -127,3 +127,38 @@ def test_deploy_writes_a_summary_and_holds_on_ctrl_c(tmp_path, monkeypatch, one_
         DeployCommand(robot="so101")
     with pytest.raises(ValueError, match="pixel policies"):
         load_pixel_policy("pretrained:lift")
+
+
+def test_a_robot_nobody_resets_is_driven_home_through_the_safety_layer():
+    from tidyarm.robot.base import Robot
+    from tidyarm.sim.robot import HOME_QPOS
+
+    class Remote(Robot):  # a driver with no reset_scene: only the five hooks, over a simulated arm
+        cameras = ("wrist", "front")
+
+        def __init__(self):
+            super().__init__()
+            self.sim = SimRobot("lift", camera_size=(32, 32))
+
+        def _connect(self):
+            self.sim.connect()
+            self.sim.send_action(HOME_QPOS + np.array([0.6, -0.3, 0.3, -0.4, 0.5, -0.5]))  # somewhere else
+            self.sim.advance(20)
+
+        def _disconnect(self):
+            self.sim.disconnect()
+
+        def _read(self, images):
+            return self.sim._read(images)
+
+        def _write(self, targets):
+            self.sim.send_action(targets)  # one tick per command on the simulated arm
+
+        def _now(self):
+            return self.sim._now()
+
+    env = RobotEnv(Remote(), CONFIG)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_allclose(obs["proprio"][:6], HOME_QPOS, atol=0.03)
+    assert env.robot.safety.counts["clipped_step"] >= 1  # it got there in limited steps, not in one jump
+    env.close()
