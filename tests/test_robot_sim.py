@@ -145,6 +145,8 @@ def test_bad_gap_and_robot_names_are_refused():
         RealityGap(latency_ticks=-1)
     with pytest.raises(ValueError, match="sim-gap"):
         RealityGap.preset("real")
+    with pytest.raises(ValueError, match="camera_size"):
+        SimRobot("lift", camera_size=(0, 64))
 
 
 def test_raise_mode_still_sends_the_hold():

@@ -28,6 +28,7 @@ from tidyarm.sim.robot import HOME_QPOS, JOINT_NAMES
 from tidyarm.sim.scene import build_scene
 from tidyarm.sim.tasks import TASKS
 
+MAX_CAMERA_HW = (480, 640)  # the offscreen buffer sim/scene.py allocates
 INIT_JOINT_NOISE = 0.02  # rad: a person never puts the arm back exactly (the sim's default reset noise)
 
 
@@ -43,6 +44,10 @@ class SimRobot(Robot):
         substeps = round(1.0 / (control_hz * PHYSICS_TIMESTEP))
         if not 1 <= substeps <= 200:
             raise ValueError(f"control_hz = {control_hz}: expected 1..200 Hz (physics runs at 200 Hz)")
+        height, width = camera_size
+        if not (1 <= height <= MAX_CAMERA_HW[0] and 1 <= width <= MAX_CAMERA_HW[1]):
+            raise ValueError(f"camera_size = {camera_size}: expected (height, width) within {MAX_CAMERA_HW} "
+                             "(the scene's offscreen buffer)")
         unknown = [camera for camera in cameras if camera not in CAMERAS]
         if unknown:
             raise ValueError(f"unknown camera(s) {unknown}; valid: {list(CAMERAS)}")
