@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import report  # noqa: E402
 
-from tidyarm.reward.classifier import ClassifierConfig  # noqa: E402
+from tidyarm.reward.classifier import ClassifierConfig, save_classifier  # noqa: E402
 from tidyarm.reward.labels import record_labelled  # noqa: E402
 from tidyarm.reward.train import (  # noqa: E402
     FrameSet,
@@ -84,7 +84,7 @@ def errors_by_behaviour(probabilities: np.ndarray, test: FrameSet, threshold: fl
 
 
 def run_cell(frames: FrameSet, split: tuple[list, list, list], cameras: tuple[str, ...], train_episodes: int,
-             behaviours: list[str], args: argparse.Namespace) -> dict:
+             behaviours: list[str], args: argparse.Namespace) -> tuple[dict, object]:
     train_ids, val_ids, test_ids = split
     rng = np.random.default_rng(args.seed)
     chosen = [train_ids[i] for i in np.sort(rng.permutation(len(train_ids))[:train_episodes])]
@@ -96,12 +96,47 @@ def run_cell(frames: FrameSet, split: tuple[list, list, list], cameras: tuple[st
     test = small.subset(test_ids)
     probabilities = predict(classifier, test)
     scores = metrics(probabilities, test.labels, classifier.threshold)
-    return {"task": args.task, "cameras": "+".join(cameras), "train_episodes": len(chosen),
-            "test_episodes": len(test_ids), "precision": scores["precision"], "recall": scores["recall"],
-            "f1": scores["f1"], "tp": scores["tp"], "fp": scores["fp"], "fn": scores["fn"], "tn": scores["tn"],
-            "threshold": classifier.threshold, "train_s": summary["train_seconds"], "steps": summary["steps"],
-            "best_step": summary["best_step"], "load": os.getloadavg()[0], "split_seed": args.split_seed,
-            "fp/fn by behaviour": errors_by_behaviour(probabilities, test, classifier.threshold, behaviours)}
+    row = {"task": args.task, "cameras": "+".join(cameras), "train_episodes": len(chosen),
+           "test_episodes": len(test_ids), "precision": scores["precision"], "recall": scores["recall"],
+           "f1": scores["f1"], "tp": scores["tp"], "fp": scores["fp"], "fn": scores["fn"], "tn": scores["tn"],
+           "threshold": classifier.threshold, "train_s": summary["train_seconds"], "steps": summary["steps"],
+           "best_step": summary["best_step"], "load": os.getloadavg()[0], "split_seed": args.split_seed,
+           "fp/fn by behaviour": errors_by_behaviour(probabilities, test, classifier.threshold, behaviours)}
+    return row, classifier
+
+
+def rollout_check(classifier, args: argparse.Namespace) -> list[dict]:
+    """Episode-level agreement of ClassifierReward with the task's own success, on unseen seeds: per behaviour
+    and per success_frames k, the share of episodes where the wrapper would fire and where the task succeeded
+    (info["success"] is read here to grade the wrapper, never by it)."""
+    from tidyarm.reward.labels import make_behaviour
+    from tidyarm.reward.wrapper import ClassifierReward, classified_success
+    from tidyarm.sim.env import So101Env
+
+    env = ClassifierReward(So101Env(args.task, obs_mode="pixels", image_size=args.record_size, supersample=2,
+                                    cameras=classifier.config.cameras), classifier, terminate_on_success=False)
+    rng, rows = np.random.default_rng(args.seed), []
+    for name in ("expert", "noisy", "drop", "low", "random", "still"):
+        runs = []
+        for index in range(args.rollouts):
+            act = make_behaviour(name, env.unwrapped, rng)
+            obs, _ = env.reset(seed=100_000 + index)
+            if hasattr(act, "reset"):
+                act.reset()
+            probabilities, task_success, done = [], False, False
+            while not done:
+                obs, _, terminated, truncated, info = env.step(act(obs))
+                probabilities.append(info["classifier_probability"])
+                task_success |= bool(info["success"])
+                done = terminated or truncated
+            runs.append((np.array(probabilities), task_success))
+        for frames in (1, 3, 10):
+            fired = [bool(classified_success(p, classifier.threshold, frames).any()) for p, _ in runs]
+            succeeded = [s for _, s in runs]
+            rows.append({"behaviour": name, "success_frames": frames, "episodes": len(runs),
+                         "task_success": float(np.mean(succeeded)), "wrapper_success": float(np.mean(fired)),
+                         "agreement": float(np.mean(np.equal(fired, succeeded)))})
+    return rows
 
 
 def main() -> None:
@@ -117,6 +152,9 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation/test split")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/tidyarm-reward-bench"))
     parser.add_argument("--name", default="reward_classifier")
+    parser.add_argument("--rollouts", type=int, default=0,
+                        help="episodes per behaviour for the wrapper check on unseen seeds (last cell's classifier)")
+    parser.add_argument("--save", type=Path, default=None, help="save the last cell's classifier here")
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
     frames, behaviours = labelled_frames(args)
@@ -126,8 +164,14 @@ def main() -> None:
     for cameras in args.cameras:
         for count in args.train_episodes:
             count = count or len(split[0])
-            rows.append(run_cell(frames, split, tuple(cameras.split(",")), count, behaviours, args))
+            row, classifier = run_cell(frames, split, tuple(cameras.split(",")), count, behaviours, args)
+            rows.append(row)
             print(rows[-1], flush=True)
+    if args.save:
+        save_classifier(classifier, args.save, {"metrics": {"test": rows[-1]}})
+    if args.rollouts:
+        report(f"{args.name}_wrapper", rollout_check(classifier, args),
+               ["behaviour", "success_frames", "episodes", "task_success", "wrapper_success", "agreement"])
     report(args.name, rows, ["task", "cameras", "train_episodes", "test_episodes", "precision", "recall", "f1",
                              "fp", "fn", "threshold", "train_s", "best_step", "load", "split_seed",
                              "fp/fn by behaviour"])
