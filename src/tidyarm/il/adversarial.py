@@ -50,8 +50,8 @@ class GAILConfig:
     reward that already means something)."""
     gradient_penalty: float = 10.0
     """Weight of the gradient penalty on interpolated inputs."""
-    reward: str = "softplus"
-    """Reward from D's logit: softplus (-log(1 - D)) or logit (log D - log(1 - D))."""
+    reward: str = "logit"
+    """Reward from D's logit: logit (log D - log(1 - D)) or softplus (-log(1 - D)); see docs/irl.md."""
     max_reward: float = 10.0
     """Cap on |reward|: a saturated discriminator must not blow up the critic's targets."""
 
