@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,45 +68,36 @@ class Eval:
 def main() -> None:
     # Headless machines render through EGL; this must be set before mujoco is imported.
     os.environ.setdefault("MUJOCO_GL", "egl")
+    commands = _commands(sys.argv[1:])
+    command = tyro.extras.subcommand_cli_from_dict(
+        {name: config_class for name, (config_class, _) in commands.items()},
+        description="tidyarm: SO-101 sim, learning and deployment tools.",
+    )
+    run = next(run for config_class, run in commands.values() if isinstance(command, config_class))
+    run(command)
+
+
+def _commands(argv: list[str]) -> dict[str, tuple[type, Callable]]:
+    """Subcommand -> (its typed config, the function that runs it). Imported here, not at module level, so
+    that setting MUJOCO_GL above happens before anything imports mujoco."""
     from tidyarm.data.session import RecordCommand
     from tidyarm.il.config import TrainILCommand
     from tidyarm.il.irl_train import IRLCommand
-    from tidyarm.reward.command import TrainRewardCommand
+    from tidyarm.reward.command import TrainRewardCommand, run_train_reward
     from tidyarm.rl.distill import DistillCommand
     from tidyarm.rl.train import TrainCommand
     from tidyarm.robot.deploy import DeployCommand
 
-    command = tyro.extras.subcommand_cli_from_dict(
-        {"train": TrainCommand, "distill": DistillCommand, "eval": Eval, "rollout": Rollout, "gallery": Gallery,
-         "record": RecordCommand,
-         "train-il": TrainILCommand,
-         "irl": IRLCommand,
-         "train-reward": TrainRewardCommand,
-         "deploy": DeployCommand},
-        description="tidyarm: SO-101 sim, learning and deployment tools.",
-    )
-    if isinstance(command, TrainCommand):
-        run_train(command, sys.argv[1:])
-    elif isinstance(command, DistillCommand):
-        run_distill(command)
-    elif isinstance(command, Eval):
-        run_eval(command)
-    elif isinstance(command, Rollout):
-        run_rollout(command)
-    elif isinstance(command, Gallery):
-        run_gallery(command)
-    elif isinstance(command, RecordCommand):
-        run_record(command)
-    elif isinstance(command, TrainILCommand):
-        run_train_il(command, sys.argv[1:])
-    elif isinstance(command, IRLCommand):
-        run_irl_command(command)
-    elif isinstance(command, TrainRewardCommand):
-        from tidyarm.reward.command import run_train_reward
-
-        run_train_reward(command)
-    elif isinstance(command, DeployCommand):
-        run_deploy(command)
+    return {"train": (TrainCommand, lambda command: run_train(command, argv)),
+            "distill": (DistillCommand, run_distill),
+            "record": (RecordCommand, run_record),
+            "train-il": (TrainILCommand, lambda command: run_train_il(command, argv)),
+            "irl": (IRLCommand, run_irl_command),
+            "train-reward": (TrainRewardCommand, run_train_reward),
+            "deploy": (DeployCommand, run_deploy),
+            "eval": (Eval, run_eval),
+            "rollout": (Rollout, run_rollout),
+            "gallery": (Gallery, run_gallery)}
 
 
 def run_train(command, argv: list[str]) -> None:
