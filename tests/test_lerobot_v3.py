@@ -184,8 +184,8 @@ for episode in range(100):
 """
 
 
-def test_sigkill_mid_episode_keeps_finished_episodes(tmp_path):
-    root = tmp_path / "ds"
+def kill_writer_mid_episode(root: Path) -> None:
+    """Run KILLED_WRITER in a subprocess and SIGKILL it in the middle of its third episode."""
     script = KILLED_WRITER.format(tests=str(Path(__file__).parent), root=str(root))
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
@@ -193,19 +193,18 @@ def test_sigkill_mid_episode_keeps_finished_episodes(tmp_path):
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def test_sigkill_mid_episode_keeps_finished_episodes(tmp_path):
+    root = tmp_path / "ds"
+    kill_writer_mid_episode(root)
     episodes = read_dataset(root)
     check_contents(episodes, (6, 6), ("Pick up the cube.",))
 
 
 def test_resume_after_a_kill_and_after_an_interrupted_save(tmp_path):
     root = tmp_path / "ds"
-    script = KILLED_WRITER.format(tests=str(Path(__file__).parent), root=str(root))
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout.readline().strip() == "mid-episode"
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    kill_writer_mid_episode(root)
     with DatasetWriter(root, 30, FEATURES, resume=True) as writer:  # episodes 0, 1 on disk; add 2, 3
         for episode in (2, 3):
             for frame in range(6):
