@@ -134,6 +134,26 @@ def test_asymmetric_actor_trains_the_encoder_and_the_critic_does_not():
     assert _changed(after_critic, _encoder_after(agent, batch, critic_only=False))
 
 
+def test_own_critic_encoder_learns_from_the_critic_and_the_actor_encoder_from_the_actor():
+    torch.manual_seed(0)
+    batch = _batch(np.random.default_rng(0))
+    agent = _agent(asymmetric=False, critic_encoder="own")
+    agent.copy_actor_encoder_to_critic()
+    actor_before = {key: value.clone() for key, value in agent.actor.encoder.state_dict().items()}
+    critic_before = {key: value.clone() for key, value in agent.critic_encoder.state_dict().items()}
+    after_critic = _encoder_after(agent, batch, critic_only=True)
+    assert not _changed(actor_before, after_critic)  # the critic loss leaves the policy's features alone
+    assert _changed(critic_before, agent.critic_encoder.state_dict())
+    assert _changed(after_critic, _encoder_after(agent, batch, critic_only=False))
+    twin = _agent(asymmetric=False, critic_encoder="own")
+    twin.load_state_dict(agent.state_dict())  # the critic's encoder is part of the checkpoint
+    assert not _changed(agent.critic_encoder.state_dict(), twin.critic_encoder.state_dict())
+    with pytest.raises(ValueError, match="critic_encoder='own'"):
+        _agent(asymmetric=False).copy_actor_encoder_to_critic()
+    with pytest.raises(ValueError, match="critic_encoder"):
+        VisualSACConfig(critic_encoder="separate")
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_update_metrics_schedule_and_terminal_targets(mode):
     torch.manual_seed(0)

@@ -81,6 +81,7 @@ def _commands(argv: list[str]) -> dict[str, tuple[type, Callable]]:
     """Subcommand -> (its typed config, the function that runs it). Imported here, not at module level, so
     that setting MUJOCO_GL above happens before anything imports mujoco."""
     from tidyarm.data.session import RecordCommand
+    from tidyarm.hil.command import HILCommand
     from tidyarm.il.config import TrainILCommand
     from tidyarm.il.irl_train import IRLCommand
     from tidyarm.reward.command import TrainRewardCommand, run_train_reward
@@ -94,6 +95,7 @@ def _commands(argv: list[str]) -> dict[str, tuple[type, Callable]]:
             "train-il": (TrainILCommand, lambda command: run_train_il(command, argv)),
             "irl": (IRLCommand, run_irl_command),
             "train-reward": (TrainRewardCommand, run_train_reward),
+            "hil": (HILCommand, run_hil_command),
             "deploy": (DeployCommand, run_deploy),
             "eval": (Eval, run_eval),
             "rollout": (Rollout, run_rollout),
@@ -121,6 +123,17 @@ def run_irl_command(command) -> None:
           f"{summary['expert_return']:.2f} = {summary['return_ratio']:.3f} over {summary['episodes']} episodes "
           f"(success {summary['imitation_success']:.0%} vs {summary['expert_success']:.0%}); "
           f"{summary['train_wall_seconds'] / 60:.1f} min on {summary['threads']} thread(s)")
+
+
+def run_hil_command(command) -> None:
+    from tidyarm.hil.command import run_hil
+
+    summary = run_hil(command)
+    if summary is not None:
+        print(f"HIL-SERL: {summary['env_steps']} robot steps ({summary['robot_hours'] * 60:.1f} min of robot time), "
+              f"{summary['episodes']} episodes, {summary['updates']} updates in "
+              f"{summary['wall_seconds_this_session'] / 60:.1f} min; actor restarts {summary['actor_restarts']}")
+        print(f"curves: {summary['curves']}; policy: {command.resume or command.config.run_dir}/policy.json")
 
 
 def run_deploy(command) -> None:

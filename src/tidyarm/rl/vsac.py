@@ -6,9 +6,13 @@ cameras and proprioception. The critic comes in two modes (`VisualSACConfig.asym
 - asymmetric (default): the critic sees the privileged simulator state, standardized. The encoder then
   learns through the actor loss, and the critic and its targets never run the conv: cheaper, and the critic
   learns from a clean low-dimensional input.
-- symmetric: the critic sees the images through the actor's encoder (shared), plus its own feature trunk and
-  the standardized proprioception. As in SAC-AE and DrQ the encoder learns through the critic loss only; the
-  actor reads the conv features detached.
+- symmetric: the critic sees the images, plus its own feature trunk and the standardized proprioception.
+  With `critic_encoder="shared"` it reads them through the actor's encoder, which (as in SAC-AE and DrQ)
+  learns through the critic loss only, and the actor reads the conv features detached. With
+  `critic_encoder="own"` the critic has its own encoder (a copy of the actor's at the start), trained by the
+  critic loss, while the actor's encoder keeps learning through the actor loss: what fine-tuning a pretrained
+  pixel policy on a robot needs (HIL-SERL), where no privileged state exists and a fresh critic's gradients
+  must not scramble the features the policy already acts on.
 
 Every update shifts and colour-jitters the images of obs and next_obs with fresh draws (DrQ; the jitter is
 Squint's sim-to-real measure). Reads top to bottom: config, the agent (act / update), checkpoint state.
@@ -75,6 +79,9 @@ class VisualSACConfig:
     """Env steps with random actions and no updates before learning starts (used by the training loop)."""
     asymmetric_critic: bool = True
     """The critic sees the privileged simulator state (needs state_dim) instead of the images."""
+    critic_encoder: str = "shared"
+    """Symmetric critic only: 'shared' (the actor's encoder, trained by the critic loss) or 'own' (a separate
+    encoder for the critic; the actor's encoder learns through the actor loss)."""
     shift_pad: int | None = None
     """Random-shift augmentation in pixels (0 = off); None scales DrQ's 4 px at 84 px to the image size."""
     color_jitter: float = 0.1
@@ -105,6 +112,8 @@ class VisualSACConfig:
                 raise ValueError(f"{name}={getattr(self, name)}; expected an integer >= 0")
         if not 1 <= self.num_min_critics <= self.num_critics:
             raise ValueError(f"num_min_critics={self.num_min_critics}; expected 1..num_critics ({self.num_critics})")
+        if self.critic_encoder not in ("shared", "own"):
+            raise ValueError(f"critic_encoder={self.critic_encoder!r}; expected 'shared' or 'own'")
         if self.actor_q not in ("min", "mean"):
             raise ValueError(f"actor_q={self.actor_q!r}; expected 'min' or 'mean'")
         if self.target_entropy is not None and not math.isfinite(self.target_entropy):
@@ -153,7 +162,9 @@ class VisualSAC:
     def _build_critics(self) -> None:
         """The critic's input embedding (state normalizer, or feature trunk) and the Q ensemble, with targets."""
         config, net = self.config, self.net
-        self.state_normalizer = self.critic_trunk = self.critic_trunk_target = None
+        self.state_normalizer = self.critic_trunk = self.critic_trunk_target = self.critic_encoder = None
+        if not config.asymmetric_critic and config.critic_encoder == "own":
+            self.critic_encoder = copy.deepcopy(self.actor.encoder)
         if config.asymmetric_critic:
             self.state_normalizer = ObsNormalizer(self.state_dim).to(self.device)
             critic_in = self.state_dim
@@ -172,16 +183,28 @@ class VisualSAC:
 
     def _build_optimizers(self) -> None:
         config = self.config
-        # The encoder belongs to whichever loss trains it: the critic's (symmetric) or the actor's (asymmetric).
+        # The actor's encoder belongs to whichever loss trains it: the actor's, or the critic's when shared.
         encoder_params = list(self.actor.encoder.parameters())
         encoder_ids = {id(param) for param in encoder_params}
         actor_params = [param for param in self.actor.parameters()
-                        if config.asymmetric_critic or id(param) not in encoder_ids]
-        critic_params = ([] if config.asymmetric_critic else encoder_params) + self._critic_params
+                        if self.actor_trains_encoder or id(param) not in encoder_ids]
+        critic_encoder = self.critic_encoder or self.actor.encoder
+        critic_params = ([] if config.asymmetric_critic else list(critic_encoder.parameters())) + self._critic_params
         # One optimizer for the actor and the temperature (own learning rates): their losses share a backward.
         self.actor_optimizer = adam([{"params": actor_params, "lr": config.actor_lr},
                                       {"params": [self.log_alpha], "lr": config.alpha_lr}], self.device)
         self.critic_optimizer = adam([{"params": critic_params, "lr": config.critic_lr}], self.device)
+
+    @property
+    def actor_trains_encoder(self) -> bool:
+        """True when the actor loss trains the actor's encoder (asymmetric critic, or a critic with its own)."""
+        return self.config.asymmetric_critic or self.critic_encoder is not None
+
+    def copy_actor_encoder_to_critic(self) -> None:
+        """Start the critic's own encoder from the actor's (e.g. after loading a pretrained actor)."""
+        if self.critic_encoder is None:
+            raise ValueError("copy_actor_encoder_to_critic needs critic_encoder='own' with a symmetric critic")
+        self.critic_encoder.load_state_dict(self.actor.encoder.state_dict())
 
     @property
     def alpha(self) -> float:
@@ -216,7 +239,7 @@ class VisualSAC:
         actions_all = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
         # With a symmetric critic the encoder's optimizer is the critic's; the critic's other weights get no
         # gradient here, and Adam leaves parameters without a gradient alone.
-        optimizers = [self.actor_optimizer] + ([] if self.config.asymmetric_critic else [self.critic_optimizer])
+        optimizers = [self.actor_optimizer] + ([] if self.actor_trains_encoder else [self.critic_optimizer])
         loss = torch.zeros(())
         for _ in range(steps):
             index = rng.integers(0, len(actions_all), size=batch_size)
@@ -249,7 +272,7 @@ class VisualSAC:
     def update_critic_only(self, sample_fn: Callable[[], dict], num_updates: int) -> None:
         """Critic steps with the actor and temperature frozen: evaluate the current (e.g. cloned) policy.
 
-        With a symmetric critic these steps do train the shared encoder, as every critic step does.
+        With a shared encoder these steps do train it, as every critic step does.
         """
         for _ in range(num_updates):
             self._critic_step(select_update(self._to_tensors([sample_fn()]), 0))
@@ -314,24 +337,33 @@ class VisualSAC:
         trunk = self.critic_trunk_target if target else self.critic_trunk
         return torch.cat([trunk(features), self.actor.proprio_normalizer(obs["proprio"])], dim=-1)
 
+    def _critic_features(self, images: torch.Tensor, actor_features: torch.Tensor | None) -> torch.Tensor | None:
+        """The conv features the critic reads: None (asymmetric), the actor's, or its own encoder's."""
+        if self.config.asymmetric_critic:
+            return None
+        return actor_features if self.critic_encoder is None else self.critic_encoder(images)
+
     def _critic_step(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """One critic step; returns its metrics and the (pre-step) conv features of obs, or None when the critic
-        did not need them (asymmetric)."""
+        """One critic step; returns its metrics and the (pre-step) conv features the critic read, or None when
+        the critic did not need them (asymmetric)."""
         config, obs, next_obs = self.config, batch["obs"], batch["next_obs"]
         with torch.no_grad():
-            next_features = self.actor.encoder(self._augmented_images(next_obs))
+            next_images = self._augmented_images(next_obs)
+            next_features = self.actor.encoder(next_images)
             next_mean, next_log_std = self.actor.head_from_features(next_features, next_obs["proprio"])
             next_action, next_log_prob = squashed_sample(next_mean, next_log_std)
             members = None
             if config.num_min_critics < config.num_critics:
                 # RLPD: the min over a random subset tames overestimation less pessimistically than all members.
                 members = torch.randperm(config.num_critics, device=self.device)[: config.num_min_critics]
-            next_input = self._critic_input(next_obs, next_features, target=True)
+            next_input = self._critic_input(next_obs, self._critic_features(next_images, next_features), target=True)
             next_q = self.critic_target(next_input, next_action, members).min(dim=0).values  # (B,)
             soft_value = next_q - self.log_alpha.exp() * next_log_prob
             # discount is gamma**k for a k-step return; terminal transitions do not bootstrap.
             target_q = batch["reward"] + batch["discount"] * (~batch["terminated"]) * soft_value  # (B,)
-        features = None if config.asymmetric_critic else self.actor.encoder(self._augmented_images(obs))
+        images = None if config.asymmetric_critic else self._augmented_images(obs)
+        shared = images is not None and self.critic_encoder is None
+        features = self._critic_features(images, self.actor.encoder(images) if shared else None)
         q = self.critic(self._critic_input(obs, features, target=False), batch["action"])  # (num_critics, B)
         # Sum of per-critic MSEs: each member gets exactly the gradient it would get trained alone.
         critic_loss = (q - target_q).square().mean(dim=1).sum()
@@ -343,9 +375,9 @@ class VisualSAC:
 
     def _actor_and_temperature_step(self, batch: dict, features: torch.Tensor | None) -> dict[str, torch.Tensor]:
         obs, proprio = batch["obs"], batch["obs"]["proprio"]
-        if features is None:  # asymmetric: the encoder learns through this loss
+        if self.actor_trains_encoder:
             mean, log_std = self.actor(self._augmented_images(obs), proprio)
-        else:  # symmetric: the critic step's conv features, detached (DrQ-v2 reuses them the same way)
+        else:  # shared encoder: the critic step's conv features, detached (DrQ-v2 reuses them the same way)
             mean, log_std = self.actor.head_from_features(features, proprio)
         action, log_prob = squashed_sample(mean, log_std)
         with torch.no_grad():
@@ -378,7 +410,7 @@ class VisualSAC:
     def _modules(self) -> dict[str, nn.Module]:
         modules = {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
                    "critic_trunk": self.critic_trunk, "critic_trunk_target": self.critic_trunk_target,
-                   "state_normalizer": self.state_normalizer}
+                   "state_normalizer": self.state_normalizer, "critic_encoder": self.critic_encoder}
         return {name: module for name, module in modules.items() if module is not None}
 
     def _extras(self) -> dict[str, torch.Tensor]:
