@@ -49,6 +49,7 @@ def _one(obs: dict[str, np.ndarray], index: int = 0) -> dict[str, np.ndarray]:
     ("update_every", 0), ("actor_update_every", 0), ("n_step", 0), ("init_temperature", 0.0),
     ("target_entropy", float("nan")), ("learning_starts", -1), ("shift_pad", -1), ("color_jitter", 1.5),
     ("bc_warmup_steps", -1), ("critic_warmup_steps", -1), ("offline_fraction", 2.0), ("bc_weight", -0.1),
+    ("anchor_weight", float("nan")),
 ])
 def test_config_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -132,6 +133,24 @@ def test_asymmetric_actor_trains_the_encoder_and_the_critic_does_not():
     after_critic = _encoder_after(agent, batch, critic_only=True)
     assert not _changed(initial, after_critic)
     assert _changed(after_critic, _encoder_after(agent, batch, critic_only=False))
+
+
+def test_anchor_keeps_the_actor_near_its_starting_policy():
+    rng = np.random.default_rng(0)
+    batches = [_batch(rng) for _ in range(20)]
+    probe = _batch(rng)["obs"]
+    distances = {}
+    for weight in (0.0, 100.0):
+        torch.manual_seed(0)
+        agent = _agent(asymmetric=False, critic_encoder="own", anchor_weight=weight, actor_lr=1e-3)
+        agent.set_anchor()
+        start = np.stack([agent.act(_one(probe, index), eval_mode=True) for index in range(BATCH)])
+        for batch in batches:
+            metrics = agent.update(batch)
+        end = np.stack([agent.act(_one(probe, index), eval_mode=True) for index in range(BATCH)])
+        distances[weight] = np.abs(end - start).mean()
+        assert ("anchor_loss" in metrics) == (weight > 0)
+    assert distances[100.0] < 0.5 * distances[0.0], distances
 
 
 def test_own_critic_encoder_learns_from_the_critic_and_the_actor_encoder_from_the_actor():

@@ -58,7 +58,7 @@ class Actor:
         self.intervener = intervener or make_intervener(config.intervener)
         self.link = ActorLink(config.learner, config.authkey, config.link_timeout)
         self.status: dict = {}
-        self.episodes_run = 0
+        self.episodes_run = self.weights_received = 0
 
     def run(self) -> None:
         """Until the learner says done. LinkLost escapes only when the learner stays unreachable."""
@@ -77,7 +77,8 @@ class Actor:
             self.env.close()
 
     def _session(self) -> None:
-        self._wait(lambda: "weights_version" in self.status)
+        received = self.weights_received
+        self._wait(lambda: self.weights_received > received)  # a (re)connected actor acts on fresh weights only
         episode, steps = self.status["episodes"], self.status["env_steps"]
         while not self.status["done"]:
             self._wait(lambda sent=steps: self.status["done"] or sent < self.status["allowed_steps"])
@@ -99,6 +100,7 @@ class Actor:
         for message in messages:
             if "weights" in message:
                 self.actor.load_state_dict({key: torch.from_numpy(value) for key, value in message["weights"].items()})
+                self.weights_received += 1
             self.status.update(message["status"])
 
     def _act(self, obs: dict, deterministic: bool) -> np.ndarray:

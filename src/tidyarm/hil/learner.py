@@ -68,6 +68,7 @@ class Learner:
             self.agent.copy_actor_encoder_to_critic()
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json(self.run_dir / "hil_config.json", config.to_dict())
+        self.agent.set_anchor(loaded.policy.actor)  # the sim policy, which anchor_weight keeps the actor near
         self._last_checkpoint_step = self.env_steps
         self.logger = RunLogger(self.run_dir, self.env_steps)
         self.recent: deque[dict] = deque(maxlen=WINDOW)

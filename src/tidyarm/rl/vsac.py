@@ -94,6 +94,10 @@ class VisualSACConfig:
     """Share of each batch drawn from the offline (demo) buffer when one is given (used by the training loop)."""
     bc_weight: float = 0.4
     """Behaviour-cloning term on the batch's demonstration rows, scaled by mean |Q| (as in TD3+BC); 0 = pure SAC."""
+    anchor_weight: float = 0.0
+    """Fine-tuning: pull the actor's mean action toward a frozen copy of the starting actor (`set_anchor`) on
+    every row, scaled by mean |Q| like bc_weight; 0 = off. Keeps a pretrained policy's behaviour while the
+    fresh critic is still uninformative, and lets it change where the critic's gradient is consistent."""
 
     def __post_init__(self) -> None:
         for name in ("actor_lr", "critic_lr", "alpha_lr", "init_temperature"):
@@ -125,8 +129,9 @@ class VisualSACConfig:
             raise ValueError(f"color_jitter={self.color_jitter}; expected 0 <= color_jitter <= 1")
         if not 0.0 <= self.offline_fraction <= 1.0:
             raise ValueError(f"offline_fraction={self.offline_fraction}; expected 0 <= offline_fraction <= 1")
-        if not (math.isfinite(self.bc_weight) and self.bc_weight >= 0):
-            raise ValueError(f"bc_weight={self.bc_weight}; expected a finite number >= 0")
+        for name in ("bc_weight", "anchor_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name}={getattr(self, name)}; expected a finite number >= 0")
 
 
 # ------------------------------------------------------------------------------------------------------- agent
@@ -158,6 +163,11 @@ class VisualSAC:
         self.target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
         self._build_optimizers()
         self.num_updates = 0
+        self.anchor: PixelActor | None = None
+
+    def set_anchor(self, actor: PixelActor | None = None) -> None:
+        """Freeze a copy of `actor` (default: the current actor) as the reference `anchor_weight` pulls toward."""
+        self.anchor = copy.deepcopy(actor or self.actor).requires_grad_(False).eval()
 
     def _build_critics(self) -> None:
         """The critic's input embedding (state normalizer, or feature trunk) and the Q ensemble, with targets."""
@@ -375,8 +385,9 @@ class VisualSAC:
 
     def _actor_and_temperature_step(self, batch: dict, features: torch.Tensor | None) -> dict[str, torch.Tensor]:
         obs, proprio = batch["obs"], batch["obs"]["proprio"]
+        images = self._augmented_images(obs) if self.actor_trains_encoder or self.anchor is not None else None
         if self.actor_trains_encoder:
-            mean, log_std = self.actor(self._augmented_images(obs), proprio)
+            mean, log_std = self.actor(images, proprio)
         else:  # shared encoder: the critic step's conv features, detached (DrQ-v2 reuses them the same way)
             mean, log_std = self.actor.head_from_features(features, proprio)
         action, log_prob = squashed_sample(mean, log_std)
@@ -394,6 +405,12 @@ class VisualSAC:
             bc_loss = (torch.tanh(mean[demo]) - batch["action"][demo]).square().mean()
             actor_loss = actor_loss + self.config.bc_weight * q_policy.abs().mean().detach() * bc_loss
             metrics["bc_loss"] = bc_loss.detach()
+        if self.anchor is not None and self.config.anchor_weight > 0:
+            with torch.no_grad():
+                reference = torch.tanh(self.anchor(images, proprio)[0])
+            anchor_loss = (torch.tanh(mean) - reference).square().mean()
+            actor_loss = actor_loss + self.config.anchor_weight * q_policy.abs().mean().detach() * anchor_loss
+            metrics["anchor_loss"] = anchor_loss.detach()
         entropy = -log_prob.detach().mean()
         alpha_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
         # Each loss sees the other's variable detached, so one backward gives both exactly their own gradients.
