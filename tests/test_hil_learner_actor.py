@@ -113,3 +113,12 @@ def test_a_lost_link_holds_the_arm_and_the_actor_gives_up_after_the_reconnect_ti
     thread.join()
     counts = actor.robot.safety.counts
     assert counts["link_lost_holds"] == 1 and counts["commands"] > 0
+
+
+def test_hil_command_refuses_a_missing_classifier_and_a_state_policy(config):
+    from tidyarm.hil.command import HILCommand, run_hil
+
+    with pytest.raises(ValueError, match="--classifier"):
+        run_hil(HILCommand(dataclasses.replace(config, classifier=None)))
+    with pytest.raises(ValueError, match="pixel policies"):
+        Learner(dataclasses.replace(config, init="pretrained:lift"))

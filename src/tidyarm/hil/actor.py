@@ -135,12 +135,17 @@ class Actor:
             intervened.append(override is not None)
             oracle = oracle or info.get("oracle_success", False)
         self.episodes_run += 1
-        steps = len(actions)
+        steps, success = len(actions), bool(np.any(np.asarray(rewards) > 0))
+        if success and not terminated:  # an evaluation ran on past its success: the learner gets it as it ended
+            keep = int(np.argmax(np.asarray(rewards) > 0)) + 1
+            observations, actions, rewards, intervened = observations[:keep + 1], actions[:keep], rewards[:keep], \
+                intervened[:keep]
+            terminated = True
         return {"mode": mode, "seed": seed, "terminated": bool(terminated),
                 "obs": {key: np.stack([o[key] for o in observations]) for key in observations[0]},
                 "actions": np.stack(actions), "rewards": np.asarray(rewards, np.float32),
                 "intervened": np.asarray(intervened), "stats": {
-                    "steps": steps, "success": bool(np.any(np.asarray(rewards) > 0)), "oracle_success": bool(oracle),
+                    "steps": steps, "success": success, "oracle_success": bool(oracle),
                     "intervention_rate": float(np.mean(intervened)), "robot_seconds": steps / self.robot.control_hz,
                     "wall_seconds": time.perf_counter() - started, "rejected_interventions": counts.get("rejected", 0),
                     "clipped_interventions": counts.get("clipped", 0)}}

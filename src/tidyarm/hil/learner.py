@@ -154,7 +154,7 @@ class Learner:
             return  # a stale episode from an actor that was replaced
         self.store_episode(message)
         self.episodes += 1
-        self.env_steps += len(message["actions"])
+        self.env_steps += int(message["stats"]["steps"])  # robot time, including steps after an eval's success
         self._log_episode(message["mode"], message["stats"])
         if self.env_steps - self._last_checkpoint_step >= self.config.checkpoint_every:
             self.checkpoint()
