@@ -24,7 +24,7 @@ import torch
 from tidyarm import __version__
 from tidyarm.hil.config import HILConfig
 from tidyarm.hil.transport import LearnerServer
-from tidyarm.rl.checkpoint import find_checkpoint, load_tensors, read_json, save_checkpoint, write_json
+from tidyarm.rl.checkpoint import find_checkpoint, read_json, restore_agent, save_checkpoint, write_json
 from tidyarm.rl.logger import RunLogger
 from tidyarm.rl.policy_io import export_pixel_policy
 from tidyarm.rl.replay import NStepAccumulator, ReplayBuffer, sample_mixed
@@ -219,12 +219,7 @@ class Learner:
         if meta.get("task") != self.env_config.task:
             raise ValueError(f"{path / 'meta.json'}: field 'task' is {meta.get('task')!r} but the policy "
                              f"{self.config.init!r} is for {self.env_config.task!r}")
-        tensors = load_tensors(path / "agent.safetensors")
-        torch.set_rng_state(tensors.pop("torch_rng_state"))
-        try:
-            self.agent.load_state_dict(tensors)
-        except ValueError as error:
-            raise ValueError(f"{path / 'agent.safetensors'}: {error}") from error
+        restore_agent(path, self.agent)
         self.online.load(path / "online.npz")
         self.offline.load(path / "offline.npz")
         self.env_steps, self.episodes, self.updates = int(meta["step"]), int(meta["episodes"]), int(meta["updates"])

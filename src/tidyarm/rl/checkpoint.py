@@ -88,3 +88,13 @@ def check_meta(meta: dict, expected: dict, source: Path) -> None:
         if meta.get(key) != value:
             raise ValueError(f"{source}: field {key!r} is {meta.get(key)!r} in the checkpoint but this run "
                              f"expects {value!r}")
+
+
+def restore_agent(path: Path, agent) -> None:
+    """Load <checkpoint>/agent.safetensors into `agent` and restore torch's random state saved beside it."""
+    tensors = load_tensors(path / "agent.safetensors")
+    torch.set_rng_state(tensors.pop("torch_rng_state"))
+    try:
+        agent.load_state_dict(tensors)
+    except ValueError as error:
+        raise ValueError(f"{path / 'agent.safetensors'}: {error}") from error

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from tidyarm import __version__
 from tidyarm.eval import EVAL_SEED
 from tidyarm.plots import plot_learning_curve
-from tidyarm.rl.checkpoint import check_meta, find_checkpoint, load_tensors, read_json, save_checkpoint, write_json
+from tidyarm.rl.checkpoint import check_meta, find_checkpoint, read_json, restore_agent, save_checkpoint, write_json
 from tidyarm.rl.demos import collect_demos
 from tidyarm.rl.drqv2 import DrQV2, DrQV2Config
 from tidyarm.rl.frame_stack import FrameStack
@@ -361,12 +361,7 @@ class Trainer:
         expected = {key: value for key, value in self._meta().items() if key in ("task", "algo", "obs_dim",
                                                                                    "obs_shapes", "action_dim")}
         check_meta(meta, expected, path / "meta.json")
-        tensors = load_tensors(path / "agent.safetensors")
-        torch.set_rng_state(tensors.pop("torch_rng_state"))
-        try:
-            self.agent.load_state_dict(tensors)
-        except ValueError as error:
-            raise ValueError(f"{path / 'agent.safetensors'}: {error}") from error
+        restore_agent(path, self.agent)
         self.online.load(path / "online.npz")
         if (path / "offline.npz").is_file():
             capacity = int(read_npz(path / "offline.npz")["capacity"])
