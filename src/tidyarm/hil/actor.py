@@ -29,15 +29,19 @@ from tidyarm.rl.pixel_actor import PixelActor, actor_inputs
 log = logging.getLogger(__name__)
 
 
+def load_hil_classifier(config: HILConfig, env_config):
+    """The run's reward classifier, refused when missing or made for another task or image size."""
+    if config.classifier is None:
+        raise ValueError("no reward classifier: pass --classifier DIR (train one with `tidyarm train-reward`)")
+    return load_classifier(config.classifier, task=env_config.task, image_size=env_config.image_size)
+
+
 def make_hil_env(config: HILConfig):
     """The robot env of the starting policy's config, rewarded by the classifier; and the policy it starts from."""
     from tidyarm.robot.deploy import load_pixel_policy, make_robot_env
 
-    if config.classifier is None:
-        raise ValueError("no reward classifier: pass --classifier DIR (train one with `tidyarm train-reward`)")
     loaded = load_pixel_policy(config.init)
-    env_config = loaded.env_config
-    classifier = load_classifier(config.classifier, task=env_config.task, image_size=env_config.image_size)
+    classifier = load_hil_classifier(config, loaded.env_config)
     env = make_robot_env(config.robot, loaded, config.realtime, config.seed)
     reward = ClassifierReward(env, classifier, config.classifier_threshold, success_frames=config.success_frames)
     return reward, loaded

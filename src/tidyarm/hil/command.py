@@ -83,16 +83,6 @@ def _actor_main(config: HILConfig) -> None:
     run_actor(config)
 
 
-def _check_classifier(config: HILConfig) -> None:
-    from tidyarm.reward.classifier import load_classifier
-    from tidyarm.robot.deploy import load_pixel_policy
-
-    if config.classifier is None:
-        raise ValueError("no reward classifier: pass --classifier DIR (train one with `tidyarm train-reward`)")
-    env_config = load_pixel_policy(config.init).env_config
-    load_classifier(config.classifier, task=env_config.task, image_size=env_config.image_size)
-
-
 def run_hil(command: HILCommand) -> dict | None:
     """Run the chosen role(s); returns the learner's summary (None for the actor role)."""
     config = command.config
@@ -106,8 +96,11 @@ def run_hil(command: HILCommand) -> dict | None:
     from tidyarm.hil.learner import Learner
 
     logging.basicConfig(level=logging.INFO, format="[%(processName)s] %(message)s")
-    if command.role == "both":
-        _check_classifier(config)  # here, not after the actor has died five times
+    if command.role == "both":  # refuse a bad classifier here, not after the actor has died five times
+        from tidyarm.hil.actor import load_hil_classifier
+        from tidyarm.robot.deploy import load_pixel_policy
+
+        load_hil_classifier(config, load_pixel_policy(config.init).env_config)
     learner = Learner(config, resume=command.resume is not None)
     logging.info("learner listening on %s", learner.server.address)
     supervisor = None

@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -29,17 +28,10 @@ from tidyarm.rl.logger import RunLogger
 from tidyarm.rl.policy_io import export_pixel_policy
 from tidyarm.rl.replay import NStepAccumulator, ReplayBuffer, sample_mixed
 from tidyarm.rl.vsac import VisualSAC
-from tidyarm.sim.env import PROPRIO_SIZE
+from tidyarm.robot.robot_env import pixel_observation_space
 
 WINDOW = 20  # training episodes in the rolling success and intervention rates
 STATUS_EVERY = 1.0  # s between status messages (the actor's link watchdog hears them)
-
-
-def observation_space(env_config) -> gym.spaces.Dict:
-    """RobotEnv's observation space for a pixel env config (what the actor's episodes hold)."""
-    side = env_config.image_size
-    images = {camera: gym.spaces.Box(0, 255, (side, side, 3), np.uint8) for camera in env_config.cameras}
-    return gym.spaces.Dict({"proprio": gym.spaces.Box(-np.inf, np.inf, (PROPRIO_SIZE,), np.float32), **images})
 
 
 class Learner:
@@ -56,7 +48,7 @@ class Learner:
                              "single frames (frame_stack 1)")
         action_dim = int(loaded.meta["action_dim"])
         self.agent = VisualSAC(net, action_dim, config.sac, device=config.device)
-        space = observation_space(self.env_config)
+        space = pixel_observation_space(self.env_config)  # what the actor's RobotEnv observes
         self.online = ReplayBuffer(space, action_dim, capacity=config.total_steps + 1_000)
         self.offline = ReplayBuffer(space, action_dim, capacity=config.total_steps + 1_000)
         self.env_steps = self.episodes = self.updates = 0  # updates: RL updates after the warm-up

@@ -167,7 +167,7 @@ class VisualSAC:
 
     def set_anchor(self, actor: PixelActor | None = None) -> None:
         """Freeze a copy of `actor` (default: the current actor) as the reference `anchor_weight` pulls toward."""
-        self.anchor = copy.deepcopy(actor or self.actor).requires_grad_(False).eval()
+        self.anchor = copy.deepcopy(self.actor if actor is None else actor).requires_grad_(False).eval()
 
     def _build_critics(self) -> None:
         """The critic's input embedding (state normalizer, or feature trunk) and the Q ensemble, with targets."""
@@ -198,7 +198,7 @@ class VisualSAC:
         encoder_ids = {id(param) for param in encoder_params}
         actor_params = [param for param in self.actor.parameters()
                         if self.actor_trains_encoder or id(param) not in encoder_ids]
-        critic_encoder = self.critic_encoder or self.actor.encoder
+        critic_encoder = self.actor.encoder if self.critic_encoder is None else self.critic_encoder
         critic_params = ([] if config.asymmetric_critic else list(critic_encoder.parameters())) + self._critic_params
         # One optimizer for the actor and the temperature (own learning rates): their losses share a backward.
         self.actor_optimizer = adam([{"params": actor_params, "lr": config.actor_lr},
@@ -247,7 +247,7 @@ class VisualSAC:
         """Fit tanh(actor mean) to demonstrated actions (MSE) on augmented images, training encoder and actor;
         returns the last loss. A warm start, not a constraint: afterwards SAC is free to improve on the demos."""
         actions_all = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
-        # With a symmetric critic the encoder's optimizer is the critic's; the critic's other weights get no
+        # With a shared encoder the encoder's optimizer is the critic's; the critic's other weights get no
         # gradient here, and Adam leaves parameters without a gradient alone.
         optimizers = [self.actor_optimizer] + ([] if self.actor_trains_encoder else [self.critic_optimizer])
         loss = torch.zeros(())

@@ -51,9 +51,7 @@ class RobotEnv(gym.Env):
         self.kin = ArmKinematics(self.model)
         self.control = make_control(config.action_mode, self.kin)
         self.action_space = self.control.action_space
-        images = {camera: gym.spaces.Box(0, 255, shape=(*self.image_hw, 3), dtype=np.uint8) for camera in self.cameras}
-        proprio = gym.spaces.Box(-np.inf, np.inf, shape=(PROPRIO_SIZE,), dtype=np.float32)
-        self.observation_space = gym.spaces.Dict({"proprio": proprio, **images})
+        self.observation_space = pixel_observation_space(config)
         self.elapsed_steps = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -116,6 +114,14 @@ class RobotEnv(gym.Env):
         if oracle is not None:
             info["oracle_success"] = bool(oracle())
         return info
+
+
+def pixel_observation_space(config: EnvConfig) -> gym.spaces.Dict:
+    """So101Env's `pixels` space for a config: proprio (21 floats) and one uint8 image per camera."""
+    side = config.image_size
+    images = {camera: gym.spaces.Box(0, 255, shape=(side, side, 3), dtype=np.uint8) for camera in config.cameras}
+    proprio = gym.spaces.Box(-np.inf, np.inf, shape=(PROPRIO_SIZE,), dtype=np.float32)
+    return gym.spaces.Dict({"proprio": proprio, **images})
 
 
 def preprocess(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
