@@ -56,6 +56,7 @@ def run_episodes(env: So101Env, policy: Policy, episodes: int, seed: int = 0,
     results, frames = [], []
     for index in range(episodes):
         observation, info = env.reset(seed=seed + index)
+        env.action_space.seed(seed + index)  # the random policy is repeatable too
         if hasattr(policy, "reset"):
             policy.reset()
         success, total, length, done = info["success"], 0.0, 0, False
