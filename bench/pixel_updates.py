@@ -4,7 +4,9 @@ Each learner updates from a replay buffer of random uint8 frames, so sampling, t
 and augmentation count, as they do in training. Settings follow each method's recipe:
 - drqv2: the front camera, 3 stacked frames (9 channels), DrQ-v2's conv trunk and 2 critics;
 - vsac: wrist + front cameras, 1 frame (6 channels), critics on the privileged state (asymmetric);
-- vsac-sym: the same with image critics (the encoder trained through the critic, as in DrQ).
+- vsac-sym: the same with image critics (the encoder trained through the critic, as in DrQ);
+- hil-own, hil-frozen: HIL fine-tuning (tidyarm.hil.config.DEFAULT_HIL_SAC, anchor on) with the critic's own
+  encoder, or one frozen encoder that actor and critic share (no conv backward at all).
 Batch 256, hidden (256, 256), 32 filters, feature 50. One "update" is one critic step (with its actor step).
 Run: MUJOCO_GL=egl .venv/bin/python bench/pixel_updates.py [--sizes 16 32 84] [--seconds 10] [--threads 2]
 """
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import report  # noqa: E402
 
+from tidyarm.hil.config import DEFAULT_HIL_SAC  # noqa: E402
 from tidyarm.rl.drqv2 import DrQV2, DrQV2Config  # noqa: E402
 from tidyarm.rl.pixel_actor import PixelNetConfig  # noqa: E402
 from tidyarm.rl.replay import ReplayBuffer  # noqa: E402
@@ -40,7 +43,7 @@ class BenchConfig:
 
     sizes: tuple[int, ...] = (16, 32, 84)
     """Image sizes (pixels per side)."""
-    learners: tuple[str, ...] = ("drqv2", "vsac", "vsac-sym")
+    learners: tuple[str, ...] = ("drqv2", "vsac", "vsac-sym", "hil-own", "hil-frozen")
     """Learners to time."""
     seconds: float = 10.0
     """Wall time per measurement (after a warm-up of 3 updates)."""
@@ -55,6 +58,11 @@ def make_learner(name: str, size: int, device: str, batch_size: int):
         net = PixelNetConfig(cameras=("front",), image_size=size, frame_stack=3)
         return net, DrQV2(net, ACTION_DIM, DrQV2Config(batch_size=batch_size), device=device)
     net = PixelNetConfig(image_size=size)
+    if name.startswith("hil-"):
+        config = dataclasses.replace(DEFAULT_HIL_SAC, batch_size=batch_size, critic_encoder=name[len("hil-"):])
+        learner = VisualSAC(net, ACTION_DIM, config, device=device)
+        learner.set_anchor()
+        return net, learner
     config = VisualSACConfig(batch_size=batch_size, asymmetric_critic=name == "vsac")
     return net, VisualSAC(net, ACTION_DIM, config, state_dim=STATE_DIM, device=device)
 

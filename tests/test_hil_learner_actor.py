@@ -122,3 +122,25 @@ def test_hil_command_refuses_a_missing_classifier_and_a_state_policy(config):
         run_hil(HILCommand(dataclasses.replace(config, classifier=None)))
     with pytest.raises(ValueError, match="pixel policies"):
         Learner(dataclasses.replace(config, init="pretrained:lift"))
+
+
+@pytest.mark.parametrize(("field", "value"), [("max_episode_steps", 0), ("total_steps", 0), ("robot", "ur5"),
+                                              ("intervener", "telepathy")])
+def test_config_refuses_bad_values_naming_the_field(config, field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(config, **{field: value})
+
+
+def test_the_actor_env_has_the_configured_episode_limit(config):
+    from tidyarm.hil.actor import make_hil_env
+
+    env, _ = make_hil_env(dataclasses.replace(config, max_episode_steps=7))
+    try:
+        env.reset(seed=0)
+        steps, done = 0, False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(np.zeros(env.action_space.shape, np.float32))
+            steps, done = steps + 1, terminated or truncated
+        assert steps == 7
+    finally:
+        env.close()

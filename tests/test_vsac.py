@@ -173,6 +173,26 @@ def test_own_critic_encoder_learns_from_the_critic_and_the_actor_encoder_from_th
         VisualSACConfig(critic_encoder="separate")
 
 
+def test_frozen_encoder_is_trained_by_no_loss_while_trunks_and_heads_learn():
+    torch.manual_seed(0)
+    batch = {**_batch(np.random.default_rng(0)), "demo": np.arange(BATCH) >= BATCH // 2}
+    agent = _agent(asymmetric=False, critic_encoder="frozen", anchor_weight=1.0)
+    agent.set_anchor(PixelActor(NET, ACTION_DIM, stochastic=True))  # other conv weights: the anchor runs its own
+    assert not agent.anchor_shares_features
+    agent.set_anchor()  # the same frozen encoder: the anchor's head reads the update's features
+    assert agent.anchor_shares_features
+    encoder = {key: value.clone() for key, value in agent.actor.encoder.state_dict().items()}
+    trunk, head = agent.actor.trunk[0].weight.clone(), agent.actor.head.weight.clone()
+    critic_trunk = agent.critic_trunk[0].weight.clone()
+    for _ in range(4):
+        metrics = agent.update(batch)
+    assert not _changed(encoder, agent.actor.encoder.state_dict())
+    assert not torch.equal(trunk, agent.actor.trunk[0].weight)
+    assert not torch.equal(head, agent.actor.head.weight)
+    assert not torch.equal(critic_trunk, agent.critic_trunk[0].weight)
+    assert metrics["anchor_loss"] > 0 and "bc_loss" in metrics
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_update_metrics_schedule_and_terminal_targets(mode):
     torch.manual_seed(0)

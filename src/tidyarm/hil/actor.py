@@ -42,7 +42,7 @@ def make_hil_env(config: HILConfig):
 
     loaded = load_pixel_policy(config.init)
     classifier = load_hil_classifier(config, loaded.env_config)
-    env = make_robot_env(config.robot, loaded, config.realtime, config.seed)
+    env = make_robot_env(config.robot, loaded, config.realtime, config.seed, config.max_episode_steps)
     reward = ClassifierReward(env, classifier, config.classifier_threshold, success_frames=config.success_frames)
     return reward, loaded
 

@@ -14,14 +14,15 @@ from tidyarm.robot.sim_robot import ROBOT_PRESETS
 
 AUTHKEY_ENV = "TIDYARM_HIL_AUTHKEY"
 
-# Fine-tuning a pretrained pixel actor on a robot: no privileged state, so the critic reads the cameras through
-# its own encoder (started from the actor's) and cannot scramble the features the policy acts on. The critic
-# is fitted for 1,000 updates before the actor moves. With actor_lr 1e-4 and no anchor the actor chased the
-# fresh critic and lift success on sim-gap-mild fell from 70% to 0/10 within 450 actor updates (mean action
-# drift 0.2-0.36 per dimension); a slower actor (3e-5) pulled toward the sim policy (anchor_weight 4) drifted
-# 0.03-0.08 and kept 65% (13/20) over the same updates. Intervention rows also anchor it (bc_weight).
+# Fine-tuning a pretrained pixel actor on a robot: no privileged state, so the critic reads the cameras. It
+# reads them through the policy's own conv encoder, frozen (HIL-SERL freezes its pretrained encoder too): no
+# fresh critic can scramble the features the policy acts on, and an update costs conv forwards only (1.8x the
+# updates/s of a critic with its own trained encoder). The critic is fitted for 1,000 updates before the actor
+# moves. With actor_lr 1e-4, no anchor and trained encoders, lift success on sim-gap-mild fell from 70% to 0/10
+# within 450 actor updates (mean action drift 0.2-0.36 per dimension); a slower actor (3e-5) pulled toward the
+# sim policy (anchor_weight 4) drifted 0.03-0.08. Intervention rows also anchor it (bc_weight). docs/hil.md.
 DEFAULT_HIL_SAC = VisualSACConfig(
-    asymmetric_critic=False, critic_encoder="own", batch_size=128, utd_ratio=1, actor_update_every=2, n_step=3,
+    asymmetric_critic=False, critic_encoder="frozen", batch_size=128, utd_ratio=1, actor_update_every=2, n_step=3,
     gamma=0.97, init_temperature=0.01, actor_lr=3e-5, learning_starts=1000, critic_warmup_steps=1000,
     bc_warmup_steps=0, bc_weight=0.4, anchor_weight=4.0, offline_fraction=0.5)
 
@@ -41,6 +42,9 @@ class HILConfig:
     """Who steps in: scripted (the sim's expert), keyboard, gamepad, leader (SO-101 leader arm) or none."""
     run_dir: Path = Path("runs/hil")
     """Where the learner keeps config, logs, curves, checkpoints and the policy."""
+    max_episode_steps: int | None = None
+    """Steps per episode on the robot (None: the task's sim limit). A real arm, or one behind a reality gap, is
+    often slower than the sim it trained in: give it the time a person would."""
     total_steps: int = 72_000
     """Robot control steps to train for (72,000 at 10 Hz = 2 hours of robot time)."""
     demos: int = 10
@@ -95,6 +99,8 @@ class HILConfig:
         for name in ("link_timeout", "reconnect_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} = {getattr(self, name)}: expected a positive number of seconds")
+        if self.max_episode_steps is not None and self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps = {self.max_episode_steps}: expected None or an integer >= 1")
         if self.sac.asymmetric_critic:
             raise ValueError("sac.asymmetric_critic = True: a robot has no privileged state for the critic")
         if self.demos and self.intervener == "none":

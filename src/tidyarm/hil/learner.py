@@ -57,7 +57,8 @@ class Learner:
             self._restore()
         else:
             self.agent.actor.load_state_dict(loaded.policy.actor.state_dict())
-            self.agent.copy_actor_encoder_to_critic()
+            if self.agent.critic_encoder is not None:  # critic_encoder='own' starts from the policy's
+                self.agent.copy_actor_encoder_to_critic()
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json(self.run_dir / "hil_config.json", config.to_dict())
         self.agent.set_anchor(loaded.policy.actor)  # the sim policy, which anchor_weight keeps the actor near
