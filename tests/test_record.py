@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from tidyarm.data.record import record_expert_episodes
+from tidyarm.data.record import clean_targets, make_record_env, record_episode, record_expert_episodes
 from tidyarm.data.so101_features import (
     ACTION,
     ENVIRONMENT_STATE,
     STATE,
     STATE_NAMES,
+    action_from_env,
     env_action_from_joint_targets,
     features_from_env,
     from_lerobot_units,
@@ -16,6 +17,7 @@ from tidyarm.data.so101_features import (
     to_lerobot_units,
 )
 from tidyarm.sim import So101Env
+from tidyarm.sim.experts import make_expert
 
 
 def test_units_round_trip_and_gripper_scale():
@@ -115,3 +117,26 @@ def test_killed_recording_keeps_finished_episodes(tmp_path):
                                    seed=1000, resume=True))
     assert (resumed.kept, resumed.next_seed) == (2, 1002)
     assert read_dataset(root).num_episodes == episodes.num_episodes + 2
+
+
+def test_clean_targets_are_what_the_action_commands_and_leave_the_controller_alone():
+    env = make_record_env("place")
+    obs, _ = env.reset(seed=0)
+    action = make_expert(env)(obs)
+    label = clean_targets(env, action)
+    np.testing.assert_array_equal(label, clean_targets(env, action))  # no state carried between the calls
+    env.step(action)
+    np.testing.assert_allclose(label, action_from_env(env), atol=1e-4)
+
+
+def test_dart_noise_moves_the_arm_off_the_expert_path_and_labels_the_expert_command():
+    env = make_record_env("place")
+    clean = record_episode(env, make_expert(env), seed=3)
+    noisy = record_episode(env, make_expert(env), seed=3, noise=0.3)
+    clean_states = np.stack([frame[STATE] for frame in clean.frames[:20]])
+    noisy_states = np.stack([frame[STATE] for frame in noisy.frames[:20]])
+    assert np.abs(noisy_states - clean_states).max() > 1.0  # degrees: the noise was executed
+    labels = np.stack([frame[ACTION] for frame in noisy.frames])
+    assert np.all(np.isfinite(labels)) and clean.success
+    with pytest.raises(ValueError, match="noise = 1.5"):
+        record_episode(env, make_expert(env), seed=3, noise=1.5)

@@ -3,7 +3,10 @@
 Every source acts in the env's `ee` mode (dx, dy, dz, d_roll, gripper); what is stored is LeRobot's
 SO-101 features (so101_features.py): the observation before each step and, as `action`, the joint
 targets the controller sent at that step, so a dataset recorded in `ee` mode replays and trains in
-`joint` mode. Episodes run to the task's time limit (a policy trained on them also learns to hold still
+`joint` mode. With `noise` > 0 (DART, Laskey et al. 2017) the expert's motion commands are executed with
+Gaussian noise added while `action` stays the joint targets of its clean command: the demos then visit the
+states just off the expert's path that a learned policy drifts into, labelled with how the expert recovers.
+Episodes run to the task's time limit (a policy trained on them also learns to hold still
 once done); an episode counts as successful if the task's success predicate held at some step, as in
 `tidyarm eval`.
 """
@@ -16,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tidyarm.data.episodes import Episodes, episodes_from_frames
-from tidyarm.data.so101_features import ACTION, action_from_env, features_from_env, features_spec
+from tidyarm.data.so101_features import (ACTION, action_from_env, features_from_env, features_spec, gripper_range,
+                                          to_lerobot_units)
 from tidyarm.sim.env import So101Env
 from tidyarm.sim.experts import make_expert
 from tidyarm.sim.randomize import Randomization
@@ -50,20 +54,29 @@ def make_record_env(task: str, cameras: tuple[str, ...] = (), image_size: int = 
 
 
 def record_episode(env: So101Env, act: Callable[[object], np.ndarray], seed: int,
-                   on_step: Callable[[int, dict], bool] | None = None) -> RecordedEpisode:
+                   on_step: Callable[[int, dict], bool] | None = None, noise: float = 0.0) -> RecordedEpisode:
     """Reset on `seed` and run `act` to the end of the episode, recording a frame per step.
 
     `on_step(step, info)` is called after every step; returning True ends the episode early
-    (a teleoperator's keep / discard / redo key).
+    (a teleoperator's keep / discard / redo key). `noise`: std of the DART noise on the motion commands
+    (ee mode; the gripper command is left clean so that noise never drops a held cube).
     """
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"noise = {noise}: expected a standard deviation in 0 .. 1 (actions span [-1, 1])")
+    rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     if hasattr(act, "reset"):
         act.reset()
     frames, success = [], False
     for step in range(env.max_episode_steps):
         frame = features_from_env(env, obs)
-        obs, _, terminated, truncated, info = env.step(act(obs))
-        frame[ACTION] = action_from_env(env)
+        action, label = act(obs), None
+        if noise > 0:
+            label = clean_targets(env, action)
+            action = np.asarray(action, np.float32).copy()
+            action[:-1] = np.clip(action[:-1] + noise * rng.standard_normal(len(action) - 1), -1.0, 1.0)
+        obs, _, terminated, truncated, info = env.step(action)
+        frame[ACTION] = action_from_env(env) if label is None else label
         frames.append(frame)
         success |= bool(info["success"])
         stop = on_step(step, info) if on_step else False
@@ -72,12 +85,22 @@ def record_episode(env: So101Env, act: Callable[[object], np.ndarray], seed: int
     return RecordedEpisode(seed, frames, success)
 
 
-def expert_episodes(env: So101Env, seed: int = 0) -> Iterator[RecordedEpisode]:
+def clean_targets(env: So101Env, action: np.ndarray) -> np.ndarray:
+    """The joint targets (LeRobot units) that `action` would command now, leaving the controller untouched."""
+    control = env.unwrapped.control
+    saved = {name: value.copy() for name, value in vars(control).items() if isinstance(value, np.ndarray)}
+    targets = control.targets(np.asarray(action, np.float32), env.unwrapped.data).copy()
+    for name, value in saved.items():
+        setattr(control, name, value)
+    return to_lerobot_units(targets, gripper_range(env))
+
+
+def expert_episodes(env: So101Env, seed: int = 0, noise: float = 0.0) -> Iterator[RecordedEpisode]:
     """Scripted-expert episodes on seeds seed, seed+1, ... (successful or not), without end."""
     expert = make_expert(env)
     index = 0
     while True:
-        yield record_episode(env, expert, seed + index)
+        yield record_episode(env, expert, seed + index, noise=noise)
         index += 1
 
 
@@ -99,7 +122,8 @@ def collect_successful(episodes: Iterator[RecordedEpisode], wanted: int,
 
 
 def record_expert_episodes(task: str, episodes: int, seed: int = 0, cameras: tuple[str, ...] = (),
-                           image_size: int = DEFAULT_IMAGE_SIZE, randomize: bool = True) -> Episodes:
+                           image_size: int = DEFAULT_IMAGE_SIZE, randomize: bool = True,
+                           noise: float = 0.0) -> Episodes:
     """`episodes` successful scripted-expert episodes, in memory (failed attempts are skipped).
 
     Seeds run seed, seed+1, ... in order, so the same arguments give the same Episodes.
@@ -107,7 +131,7 @@ def record_expert_episodes(task: str, episodes: int, seed: int = 0, cameras: tup
     if episodes < 1:
         raise ValueError(f"episodes = {episodes}: expected at least 1")
     env = make_record_env(task, tuple(cameras), image_size, randomize)
-    kept, _ = collect_successful(expert_episodes(env, seed), episodes)
+    kept, _ = collect_successful(expert_episodes(env, seed, noise), episodes)
     instruction = TASK_INSTRUCTIONS.get(task, task)
     result = episodes_from_frames(env.control_hz, features_spec(env, tuple(cameras)), [e.frames for e in kept],
                                   [instruction] * len(kept))

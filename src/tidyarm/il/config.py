@@ -39,6 +39,9 @@ class TrainILConfig:
     """Predict joint targets minus the current joint state (needs observation.state among the inputs)."""
     image_size: int = 64
     """Camera size (px) when recording expert: demos with image inputs."""
+    demo_noise: float = 0.0
+    """expert: demos only: DART noise, the std of Gaussian noise on the expert's executed motion commands
+    (labels stay its clean commands), so the demos show recoveries from the drift a policy makes."""
     steps: int | None = None
     """Optimizer steps (default: bc 5000, act 3000, diffusion 4000)."""
     batch_size: int = 64
