@@ -51,6 +51,23 @@ def test_scripted_intervener_takes_over_a_stuck_arm_and_hands_back():
     assert decisions[first + 5] is False  # then hands back
 
 
+def test_scripted_intervener_judges_pushes_from_where_it_handed_back():
+    env = _robot_env()
+    obs, _ = env.reset(seed=3)
+    intervener = ScriptedIntervener(takeover_steps=5, stuck_steps=100, late_fraction=1.0)
+    intervener.reset(env)
+    intervener.cube_start = intervener.cube_start + [0.05, 0.0, 0.0]  # as if the policy had pushed it 5 cm
+    still = np.array([0, 0, 0, 0, 1], np.float32)
+    decisions = []
+    for _ in range(12):
+        override = intervener(obs, still)
+        decisions.append(override is not None)
+        obs, *_ = env.step(still if override is None else override)
+    env.close()
+    # One takeover; the cube stays where it was pushed, and that alone does not call the person back.
+    assert decisions == [True] * 5 + [False] * 7, decisions
+
+
 def test_scripted_intervener_takes_over_when_late_and_keeps_the_arm():
     env = _robot_env()
     obs, _ = env.reset(seed=4)

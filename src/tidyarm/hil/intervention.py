@@ -73,7 +73,8 @@ class ScriptedIntervener:
     person's eyes would). It takes over when
 
     - stuck: the tool point moved less than `stuck_distance` over the last `stuck_steps` steps, cube not held;
-    - heading for failure: the cube was pushed more than `push_distance` from where it started, not held;
+    - heading for failure: the cube was pushed more than `push_distance` from where it stood when the policy
+      got the arm (at the start, or when the intervener last handed back), not held;
     - late: `late_fraction` of the episode is gone and the cube is not held (it then keeps control);
 
     and drives for `takeover_steps` steps before handing back."""
@@ -104,6 +105,8 @@ class ScriptedIntervener:
             return None
         if self.steps >= self.late_fraction * self.env.max_episode_steps:
             return "late"
+        if self.cube_start is None:  # just handed back: judge pushes from here, not from the episode's start
+            self.cube_start = self.task.cube_pos(self.data).copy()
         if np.linalg.norm((self.task.cube_pos(self.data) - self.cube_start)[:2]) > self.push_distance:
             return "pushing"
         if len(self.tool_history) > self.stuck_steps and \
@@ -121,6 +124,7 @@ class ScriptedIntervener:
             late = reason == "late"
             self.remaining = self.env.max_episode_steps if late else self.takeover_steps
             self.tool_history.clear()  # judge the policy afresh after handing back
+            self.cube_start = None
         self.remaining -= 1
         return self.expert(obs)
 
