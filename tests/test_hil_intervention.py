@@ -33,18 +33,25 @@ def test_checked_action_rejects_nonfinite_clips_range_and_refuses_wrong_shape():
         checked_action([0, 0, 0], SPACE, counts)
 
 
-def test_scripted_intervener_takes_over_a_stuck_arm_and_hands_back():
+def _decisions(intervener: ScriptedIntervener, seed: int, steps: int, pushed: float = 0.0) -> list[bool]:
+    """Whether the intervener took the arm at each step of a policy that does nothing. `pushed`: metres the
+    cube counts as already pushed from where the policy got the arm."""
     env = _robot_env()
-    obs, _ = env.reset(seed=3)
-    intervener = ScriptedIntervener(takeover_steps=5, stuck_steps=4, late_fraction=1.0)
+    obs, _ = env.reset(seed=seed)
     intervener.reset(env)
-    still = np.array([0, 0, 0, 0, 1], np.float32)  # a policy that does nothing: stuck
+    intervener.cube_start = intervener.cube_start + [pushed, 0.0, 0.0]
+    still = np.array([0, 0, 0, 0, 1], np.float32)
     decisions = []
-    for _ in range(12):
+    for _ in range(steps):
         override = intervener(obs, still)
         decisions.append(override is not None)
         obs, *_ = env.step(still if override is None else override)
     env.close()
+    return decisions
+
+
+def test_scripted_intervener_takes_over_a_stuck_arm_and_hands_back():
+    decisions = _decisions(ScriptedIntervener(takeover_steps=5, stuck_steps=4, late_fraction=1.0), seed=3, steps=12)
     first = decisions.index(True)
     assert 3 <= first <= 5, decisions  # after stuck_steps of no motion
     assert decisions[first:first + 5] == [True] * 5  # drives for takeover_steps
@@ -52,33 +59,15 @@ def test_scripted_intervener_takes_over_a_stuck_arm_and_hands_back():
 
 
 def test_scripted_intervener_judges_pushes_from_where_it_handed_back():
-    env = _robot_env()
-    obs, _ = env.reset(seed=3)
     intervener = ScriptedIntervener(takeover_steps=5, stuck_steps=100, late_fraction=1.0)
-    intervener.reset(env)
-    intervener.cube_start = intervener.cube_start + [0.05, 0.0, 0.0]  # as if the policy had pushed it 5 cm
-    still = np.array([0, 0, 0, 0, 1], np.float32)
-    decisions = []
-    for _ in range(12):
-        override = intervener(obs, still)
-        decisions.append(override is not None)
-        obs, *_ = env.step(still if override is None else override)
-    env.close()
+    decisions = _decisions(intervener, seed=3, steps=12, pushed=0.05)
     # One takeover; the cube stays where it was pushed, and that alone does not call the person back.
     assert decisions == [True] * 5 + [False] * 7, decisions
 
 
 def test_scripted_intervener_takes_over_when_late_and_keeps_the_arm():
-    env = _robot_env()
-    obs, _ = env.reset(seed=4)
-    intervener = ScriptedIntervener(stuck_steps=100, late_fraction=0.1)  # late after 6 of lift's 60 steps
-    intervener.reset(env)
-    decisions = []
-    for _ in range(20):
-        override = intervener(obs, np.zeros(5, np.float32))
-        decisions.append(override is not None)
-        obs, *_ = env.step(np.zeros(5, np.float32) if override is None else override)
-    env.close()
+    late = ScriptedIntervener(stuck_steps=100, late_fraction=0.1)  # late after 6 of lift's 60 steps
+    decisions = _decisions(late, seed=4, steps=20)
     assert decisions[:5] == [False] * 5 and all(decisions[6:])
 
 
