@@ -19,8 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from tidyarm.data.episodes import Episodes, episodes_from_frames
-from tidyarm.data.so101_features import (ACTION, action_from_env, features_from_env, features_spec, gripper_range,
-                                          to_lerobot_units)
+from tidyarm.data.so101_features import (
+    ACTION,
+    action_from_env,
+    features_from_env,
+    features_spec,
+    gripper_range,
+    to_lerobot_units,
+)
 from tidyarm.sim.env import So101Env
 from tidyarm.sim.experts import make_expert
 from tidyarm.sim.randomize import Randomization
