@@ -23,8 +23,7 @@ from tidyarm.hil.intervention import checked_action, make_intervener
 from tidyarm.hil.transport import ActorLink, LinkLost
 from tidyarm.reward.classifier import load_classifier
 from tidyarm.reward.wrapper import ClassifierReward
-from tidyarm.rl.networks import squashed_sample
-from tidyarm.rl.pixel_actor import PixelActor, actor_inputs
+from tidyarm.rl.pixel_actor import PixelActor, pixel_action
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +107,7 @@ class Actor:
             self.status.update(message["status"])
 
     def _act(self, obs: dict, deterministic: bool) -> np.ndarray:
-        with torch.inference_mode():
-            mean, log_std = self.actor(*actor_inputs(obs, self.actor.net.cameras, torch.device("cpu"), single=True))
-            action = torch.tanh(mean) if deterministic else squashed_sample(mean, log_std)[0]
-        return action[0].numpy().astype(np.float32)
+        return pixel_action(self.actor, obs, deterministic, torch.device("cpu"))
 
     def run_episode(self, mode: str, seed: int) -> dict:
         """One episode: 'demo' (the intervener drives), 'train' (policy samples, intervener may step in) or

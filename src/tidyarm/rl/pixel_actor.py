@@ -17,7 +17,7 @@ from torch import nn
 from tidyarm.rl.encoder import POOLINGS, ImageEncoder, feature_trunk, stack_cameras
 from tidyarm.rl.fast_linear import linear
 from tidyarm.rl.frame_stack import FrameStacker
-from tidyarm.rl.networks import LOG_STD_MAX, LOG_STD_MIN, ObsNormalizer
+from tidyarm.rl.networks import LOG_STD_MAX, LOG_STD_MIN, ObsNormalizer, squashed_sample
 from tidyarm.sim.env import CAMERAS, PROPRIO_SIZE
 
 
@@ -113,6 +113,15 @@ def actor_inputs(obs: dict, cameras: tuple[str, ...], device: torch.device,
     return images, tensor(obs["proprio"], torch.float32)
 
 
+def pixel_action(actor: PixelActor, obs: dict, deterministic: bool, device: torch.device) -> np.ndarray:
+    """One action (action_dim,) float32 in [-1, 1] for one observation without a batch axis: tanh(mean), or a
+    sample of a stochastic actor's squashed Gaussian."""
+    with torch.inference_mode():
+        mean, log_std = actor(*actor_inputs(obs, actor.net.cameras, device, single=True))
+        action = torch.tanh(mean) if deterministic else squashed_sample(mean, log_std)[0]
+    return action[0].cpu().numpy().astype(np.float32, copy=False)
+
+
 def observation_tensors(obs: dict, cameras: tuple[str, ...], device: torch.device) -> dict[str, torch.Tensor]:
     """numpy observation dict (batched) -> tensors on `device`, uint8 images kept uint8 until `stack_cameras`."""
     return {key: torch.as_tensor(value, device=device) for key, value in obs.items()
@@ -135,9 +144,7 @@ class PixelPolicy:
         check_pixel_observation(obs, self.net)
         obs = self.stacker.push(obs) if self._started else self.stacker.reset(obs)
         self._started = True
-        with torch.inference_mode():
-            mean, _ = self.actor(*actor_inputs(obs, self.net.cameras, torch.device("cpu"), single=True))
-        return torch.tanh(mean)[0].numpy()
+        return pixel_action(self.actor, obs, deterministic=True, device=torch.device("cpu"))
 
 
 def check_pixel_observation(obs: dict, net: PixelNetConfig, stacked: bool = False) -> None:

@@ -36,7 +36,7 @@ from tidyarm.rl.agent_state import pack_agent_state, unpack_agent_state
 from tidyarm.rl.encoder import color_jitter, default_shift_pad, feature_trunk, random_shift, stack_cameras
 from tidyarm.rl.networks import CriticEnsemble, ObsNormalizer, squashed_sample
 from tidyarm.rl.optim import adam, average_metrics, frozen, select_update
-from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, actor_inputs, check_pixel_observation
+from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, check_pixel_observation, pixel_action
 from tidyarm.sim.env import PROPRIO_SIZE
 
 _BATCH_KEYS = ("obs", "action", "reward", "next_obs", "discount", "terminated")
@@ -256,10 +256,7 @@ class VisualSAC:
         eval_mode returns the deterministic tanh(mean); otherwise a sample from the policy.
         """
         check_pixel_observation(obs, self.net, stacked=True)
-        with torch.inference_mode():
-            mean, log_std = self.actor(*actor_inputs(obs, self.net.cameras, self.device, single=True))
-            action = torch.tanh(mean) if eval_mode else squashed_sample(mean, log_std)[0]
-        return action[0].cpu().numpy().astype(np.float32, copy=False)
+        return pixel_action(self.actor, obs, deterministic=eval_mode, device=self.device)
 
     def behavior_clone(self, obs: dict[str, np.ndarray], actions: np.ndarray, steps: int, batch_size: int,
                        rng: np.random.Generator) -> float:
