@@ -88,6 +88,19 @@ def test_expert_succeeds_on_a_few_seeds(task):
         assert success, f"expert failed {task} on seed {100 + seed}"
 
 
+@pytest.mark.parametrize("task", ["lift", "place"])
+def test_expert_is_memoryless(task):
+    """An expert that takes over mid-episode acts as one that drove from the start: imitators and the HIL
+    intervener see only the state, so nothing in the expert's decisions may hide outside it."""
+    env = So101Env(task)
+    env.reset(seed=4)
+    driver = make_expert(env)
+    for step in range(env.max_episode_steps):
+        action = driver()
+        np.testing.assert_allclose(make_expert(env)(), action, err_msg=f"step {step}")
+        env.step(action)
+
+
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_idle_and_random_policies_do_not_succeed(task):
     """Guards against reward hacking: doing nothing must neither succeed nor earn the success terms."""

@@ -1,7 +1,8 @@
 """Scripted experts: privileged simulator state + inverse kinematics.
 
-They are the demonstration source and, later, the intervention oracle, so each decides from the
-current state (plus a short grasp timer) and can take over at any moment of an episode. An expert
+They are the demonstration source and the intervention oracle, so each decides from the current state
+alone (simulator and controller) and can take over at any moment of an episode: an imitator sees what
+the expert decided from, and an intervener that steps in mid-episode acts as one that drove from the start. An expert
 plans a tool-point waypoint, a wrist roll and a jaw command; `to_action` turns that plan into an
 action for whichever action mode the env uses.
 """
@@ -73,6 +74,13 @@ class Expert:
     def tool(self) -> np.ndarray:
         return self.env.data.site_xpos[self.env.kin.site_id].copy()
 
+    def commanded_tool(self) -> np.ndarray:
+        """The tool point the controller is steering to (the measured one lags and jitters around it)."""
+        control = self.env.control
+        if isinstance(control, EndEffectorControl):
+            return control.ee_target.copy()
+        return self.env.kin.forward(control.target)[0]
+
     def jaw_yaw(self) -> float:
         """World yaw of the jaw's closing direction (the gripper's x axis)."""
         x_axis = self.env.data.site_xmat[self.env.kin.site_id].reshape(3, 3)[:, 0]
@@ -85,17 +93,15 @@ class ReachExpert(Expert):
 
 
 class PickExpert(Expert):
-    """Approach above the cube, align the jaw with a cube face, descend, close, lift (and place)."""
+    """Approach above the cube, align the jaw with a cube face, descend, close, lift (and place).
+
+    The descent is a continuous function of the alignment error (an earlier latch, "descending since
+    lined up within 8 mm", was state no imitator could see, and under action latency it made the arm bob),
+    and a jaw that closed on nothing reopens and tries again."""
 
     hover = 0.06  # m above the grasp point while lining up
-    close_steps = 3  # control steps to squeeze before judging the grasp
     lift_to = 0.09  # m: tool height while holding the cube up
-
-    def reset(self) -> None:
-        self.closing = 0  # steps spent closing on the cube; 0 when not closing
-        self.hold_point = np.zeros(3)  # tool point where the current grasp began
-        self.descending = False
-        self.released = False
+    missed_jaw = -0.12  # rad: a jaw closed past this holds nothing (on a cube it stops near 0)
 
     def cube_yaw_error(self) -> float:
         """Roll change that lines the jaw up with the nearest cube face (cube symmetric every 90 deg)."""
@@ -105,27 +111,26 @@ class PickExpert(Expert):
     def roll_joint(self) -> float:
         return float(self.env.data.qpos[self.env.kin.qpos_adr[4]])
 
+    def jaw(self) -> float:
+        return float(self.env.data.qpos[self.env.kin.qpos_adr[5]])
+
     def plan(self) -> Plan:
         task, data = self.env.task, self.env.data
         cube, tool = task.cube_pos(data), self.tool()
-        _, grasped, _ = task.grasp_terms(data)
-        if grasped and self.closing >= self.close_steps:
-            return self.holding_plan(cube, self.hold_point)
-        if self.closing:
-            self.closing = self.closing + 1 if self.closing < 2 * self.close_steps else 0  # give up, retry
-            return Plan(self.hold_point, gripper=-1.0)
+        if task.grasp_terms(data)[1]:
+            return self.holding_plan(cube, self.commanded_tool())
         grasp_point = self.grasp_point(cube)
         xy_error = np.linalg.norm((grasp_point - tool)[:2])
         roll_error = self.cube_yaw_error()
-        # Hysteresis: start descending when lined up within 8 mm, abandon only beyond 2 cm, so
-        # tracking jitter (worse with action latency) does not make the arm bob up and down.
-        limit = 0.02 if self.descending else 0.008
-        self.descending = xy_error < limit and abs(roll_error) < 0.15
-        if self.descending and xy_error < 0.006 and abs(tool[2] - grasp_point[2]) < 0.008:
-            self.closing, self.hold_point = 1, grasp_point  # hold still where the grasp began
-            return Plan(grasp_point, gripper=-1.0)
-        height = 0.0 if self.descending else self.hover
-        return Plan(grasp_point + [0, 0, height], roll=self.roll_joint() + roll_error, gripper=1.0)
+        lined_up = xy_error < 0.01 and abs(roll_error) < 0.15
+        if lined_up and tool[2] - grasp_point[2] < 0.01 and self.jaw() > self.missed_jaw:
+            return Plan(grasp_point, gripper=-1.0)  # close where the cube is
+        # Descend as the jaw lines up: the full hover beyond 3 cm or 0.3 rad off, none within 1 cm and 0.1 rad.
+        misalignment = max(_ramp(xy_error, 0.01, 0.03), _ramp(abs(roll_error), 0.1, 0.3))
+        if self.jaw() < self.missed_jaw:
+            misalignment = 1.0  # closed on nothing: rise while the jaw reopens, then try again
+        return Plan(grasp_point + [0, 0, self.hover * misalignment], roll=self.roll_joint() + roll_error,
+                    gripper=1.0)
 
     def grasp_point(self, cube: np.ndarray) -> np.ndarray:
         """Where the tool point goes to grasp: the SO-101's jaws are lopsided (the fixed jaw sits 9 mm from
@@ -137,8 +142,9 @@ class PickExpert(Expert):
         fixed_jaw_gap = 0.009  # m from the tool point to the fixed jaw's inner face
         return cube - (self.env.task.cube_half + 0.003 - fixed_jaw_gap) * jaw_axis - [0, 0, 0.003]
 
-    def holding_plan(self, cube: np.ndarray, grasp_point: np.ndarray) -> Plan:
-        return Plan(np.array([grasp_point[0], grasp_point[1], TABLE_TOP + self.lift_to]), gripper=-1.0)
+    def holding_plan(self, cube: np.ndarray, commanded: np.ndarray) -> Plan:
+        """Straight up from the commanded tool point (the measured one jitters, and chasing it shakes the arm)."""
+        return Plan(np.array([commanded[0], commanded[1], TABLE_TOP + self.lift_to]), gripper=-1.0)
 
 
 class PlaceExpert(PickExpert):
@@ -148,22 +154,24 @@ class PlaceExpert(PickExpert):
 
     def plan(self) -> Plan:
         task, data = self.env.task, self.env.data
-        if task.in_bowl(data) and (self.released or not task.grasp_terms(data)[1]):
-            self.released = True
+        if task.in_bowl(data) and not task.grasp_terms(data)[1]:
             tool = self.tool()
-            return Plan(np.array([tool[0], tool[1], TABLE_TOP + 0.12]), gripper=1.0)
-        self.released = False
+            return Plan(np.array([tool[0], tool[1], TABLE_TOP + 0.12]), gripper=1.0)  # let go: back off
         return super().plan()
 
-    def holding_plan(self, cube: np.ndarray, grasp_point: np.ndarray) -> Plan:
-        tool = self.tool()
+    def holding_plan(self, cube: np.ndarray, commanded: np.ndarray) -> Plan:
         bowl = self.env.task.bowl_pos(self.env.data)
         carry_z = TABLE_TOP + BOWL_WALL_HEIGHT + self.carry_over_rim
-        if tool[2] < carry_z - 0.02 and np.linalg.norm((bowl - tool)[:2]) > 0.02:
-            return Plan(np.array([tool[0], tool[1], carry_z]), gripper=-1.0)  # lift clear of the rim first
+        if commanded[2] < carry_z - 0.02 and np.linalg.norm((bowl - commanded)[:2]) > 0.02:
+            return Plan(np.array([*commanded[:2], carry_z]), gripper=-1.0)  # lift clear of the rim first
         above_bowl = np.array([bowl[0], bowl[1], carry_z])
-        over_bowl = np.linalg.norm((bowl - tool)[:2]) < 0.012
+        over_bowl = np.linalg.norm((bowl - commanded)[:2]) < 0.012
         return Plan(above_bowl, gripper=1.0 if over_bowl else -1.0)
+
+
+def _ramp(value: float, low: float, high: float) -> float:
+    """0 below `low`, 1 above `high`, linear between."""
+    return float(np.clip((value - low) / (high - low), 0.0, 1.0))
 
 
 EXPERTS: dict[str, type[Expert]] = {"reach": ReachExpert, "lift": PickExpert, "place": PlaceExpert}
