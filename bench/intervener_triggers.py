@@ -27,14 +27,15 @@ from tidyarm.rl.pixel_actor import pixel_action  # noqa: E402
 from tidyarm.robot.deploy import load_pixel_policy, make_robot_env  # noqa: E402
 
 SEED = 2000  # scenes apart from training (0..) and from tidyarm deploy's evaluation seeds (1,000,000..)
+STUCK_WINDOWS = (8, 16)  # steps over which the tool's travel is measured
 
 
 def watch_episode(env, actor, watcher: ScriptedIntervener, seed: int) -> dict:
-    """One unaided episode; per step, the signals the rules read: cube push (m), tool travel over the stuck
-    window (m), holding."""
+    """One unaided episode; the signals the rules read: the cube's largest push (m) and the tool's least travel
+    over each stuck window (m) before the cube is held, and the step it was first held."""
     obs, _ = env.reset(seed=seed)
     watcher.reset(env)
-    pushes, travels, first_hold, tools, success, done = [], [], None, [], False, False
+    pushes, travels, first_hold, tools, success, done = [], {w: [] for w in STUCK_WINDOWS}, None, [], False, False
     while not done:
         holding = watcher._holding()
         if holding and first_hold is None:
@@ -42,12 +43,14 @@ def watch_episode(env, actor, watcher: ScriptedIntervener, seed: int) -> dict:
         tools.append(watcher.data.site_xpos[watcher.site].copy())
         if not holding:
             pushes.append(np.linalg.norm((watcher.task.cube_pos(watcher.data) - watcher.cube_start)[:2]))
-            if len(tools) > watcher.stuck_steps:
-                travels.append(np.linalg.norm(tools[-1] - tools[-1 - watcher.stuck_steps]))
+            for window in STUCK_WINDOWS:
+                if len(tools) > window:
+                    travels[window].append(np.linalg.norm(tools[-1] - tools[-1 - window]))
         obs, _, terminated, truncated, info = env.step(pixel_action(actor, obs, False, torch.device("cpu")))
         success = success or info["oracle_success"]
         done = terminated or truncated or success
-    return {"success": success, "max_push": max(pushes, default=0.0), "min_travel": min(travels, default=np.inf),
+    return {"success": success, "max_push": max(pushes, default=0.0),
+            "min_travel": {w: min(t, default=np.inf) for w, t in travels.items()},
             "first_hold": len(tools) if first_hold is None else first_hold}
 
 
@@ -77,8 +80,8 @@ def main() -> None:
     print(f"{args.policy} on {args.robot}: {sum(e['success'] for e in episodes)}/{args.episodes} unaided successes")
     rows = [rule_row(f"pushing > {d * 100:.0f} cm", episodes, lambda e, d=d: e["max_push"] > d)
             for d in (0.03, 0.04, 0.05, 0.06)]
-    rows += [rule_row(f"stuck < {d * 100:.1f} cm in {watcher.stuck_steps} steps", episodes,
-                      lambda e, d=d: e["min_travel"] < d) for d in (0.01, 0.005)]
+    rows += [rule_row(f"stuck < {d * 100:.1f} cm in {w} steps", episodes, lambda e, d=d, w=w: e["min_travel"][w] < d)
+             for w in STUCK_WINDOWS for d in (0.01, 0.005)]
     rows += [rule_row(f"late: no hold by step {k}", episodes, lambda e, k=k: e["first_hold"] >= k)
              for k in range(40, args.max_steps, 10)]
     report("intervener_triggers", [{**row, "policy": args.policy, "robot": args.robot} for row in rows],

@@ -60,7 +60,7 @@ def test_scripted_intervener_takes_over_a_stuck_arm_and_hands_back():
 
 def test_scripted_intervener_judges_pushes_from_where_it_handed_back():
     intervener = ScriptedIntervener(takeover_steps=5, stuck_steps=100, late_fraction=1.0)
-    decisions = _decisions(intervener, seed=3, steps=12, pushed=0.05)
+    decisions = _decisions(intervener, seed=3, steps=12, pushed=2 * intervener.push_distance)
     # One takeover; the cube stays where it was pushed, and that alone does not call the person back.
     assert decisions == [True] * 5 + [False] * 7, decisions
 
