@@ -2,9 +2,9 @@
 
 They are the demonstration source and the intervention oracle, so each decides from the current state
 alone (simulator and controller) and can take over at any moment of an episode: an imitator sees what
-the expert decided from, and an intervener that steps in mid-episode acts as one that drove from the start. An expert
-plans a tool-point waypoint, a wrist roll and a jaw command; `to_action` turns that plan into an
-action for whichever action mode the env uses.
+the expert decided from, and an intervener that steps in mid-episode acts as one that drove from the
+start. An expert plans a tool-point waypoint, a wrist roll and a jaw command; `to_action` turns that
+plan into an action for whichever action mode the env uses.
 """
 
 from __future__ import annotations
