@@ -37,12 +37,12 @@ def watch_episode(env, actor, watcher: ScriptedIntervener, seed: int) -> dict:
     watcher.reset(env)
     pushes, travels, first_hold, tools, success, done = [], {w: [] for w in STUCK_WINDOWS}, None, [], False, False
     while not done:
-        holding = watcher._holding()
+        holding = watcher.holding()
         if holding and first_hold is None:
             first_hold = len(tools)
-        tools.append(watcher.data.site_xpos[watcher.site].copy())
+        tools.append(watcher.tool_point())
         if not holding:
-            pushes.append(np.linalg.norm((watcher.task.cube_pos(watcher.data) - watcher.cube_start)[:2]))
+            pushes.append(watcher.pushed())
             for window in STUCK_WINDOWS:
                 if len(tools) > window:
                     travels[window].append(np.linalg.norm(tools[-1] - tools[-1 - window]))

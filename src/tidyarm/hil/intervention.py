@@ -102,18 +102,25 @@ class ScriptedIntervener:
         self.tool_history: deque[np.ndarray] = deque(maxlen=self.stuck_steps + 1)
         self.remaining, self.steps = 0, 0
 
-    def _holding(self) -> bool:
+    def holding(self) -> bool:
         return bool(self.task.grasp_terms(self.data)[1])
+
+    def tool_point(self) -> np.ndarray:
+        return self.data.site_xpos[self.site].copy()
+
+    def pushed(self) -> float:
+        """How far (m, horizontally) the cube has moved since the policy got the arm."""
+        if self.cube_start is None:  # just handed back: judge pushes from here, not from the episode's start
+            self.cube_start = self.task.cube_pos(self.data).copy()
+        return float(np.linalg.norm((self.task.cube_pos(self.data) - self.cube_start)[:2]))
 
     def _reason(self) -> str | None:
         """Why a person would step in now, or None."""
-        if self._holding():
+        if self.holding():
             return None
         if self.steps >= self.late_fraction * self.env.max_episode_steps:
             return "late"
-        if self.cube_start is None:  # just handed back: judge pushes from here, not from the episode's start
-            self.cube_start = self.task.cube_pos(self.data).copy()
-        if np.linalg.norm((self.task.cube_pos(self.data) - self.cube_start)[:2]) > self.push_distance:
+        if self.pushed() > self.push_distance:
             return "pushing"
         if len(self.tool_history) > self.stuck_steps and \
                 np.linalg.norm(self.tool_history[-1] - self.tool_history[0]) < self.stuck_distance:
@@ -122,7 +129,7 @@ class ScriptedIntervener:
 
     def __call__(self, obs, policy_action):
         self.steps += 1
-        self.tool_history.append(self.data.site_xpos[self.site].copy())
+        self.tool_history.append(self.tool_point())
         if self.remaining == 0:
             reason = self._reason()
             if reason is None:

@@ -118,7 +118,7 @@ class PickExpert(Expert):
         task, data = self.env.task, self.env.data
         cube, tool = task.cube_pos(data), self.tool()
         if task.grasp_terms(data)[1]:
-            return self.holding_plan(cube, self.commanded_tool())
+            return self.holding_plan(self.commanded_tool())
         grasp_point = self.grasp_point(cube)
         xy_error = np.linalg.norm((grasp_point - tool)[:2])
         roll_error = self.cube_yaw_error()
@@ -142,7 +142,7 @@ class PickExpert(Expert):
         fixed_jaw_gap = 0.009  # m from the tool point to the fixed jaw's inner face
         return cube - (self.env.task.cube_half + 0.003 - fixed_jaw_gap) * jaw_axis - [0, 0, 0.003]
 
-    def holding_plan(self, cube: np.ndarray, commanded: np.ndarray) -> Plan:
+    def holding_plan(self, commanded: np.ndarray) -> Plan:
         """Straight up from the commanded tool point (the measured one jitters, and chasing it shakes the arm)."""
         return Plan(np.array([commanded[0], commanded[1], TABLE_TOP + self.lift_to]), gripper=-1.0)
 
@@ -159,7 +159,7 @@ class PlaceExpert(PickExpert):
             return Plan(np.array([tool[0], tool[1], TABLE_TOP + 0.12]), gripper=1.0)  # let go: back off
         return super().plan()
 
-    def holding_plan(self, cube: np.ndarray, commanded: np.ndarray) -> Plan:
+    def holding_plan(self, commanded: np.ndarray) -> Plan:
         bowl = self.env.task.bowl_pos(self.env.data)
         carry_z = TABLE_TOP + BOWL_WALL_HEIGHT + self.carry_over_rim
         if commanded[2] < carry_z - 0.02 and np.linalg.norm((bowl - commanded)[:2]) > 0.02:
