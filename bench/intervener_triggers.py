@@ -27,7 +27,7 @@ from tidyarm.rl.pixel_actor import pixel_action  # noqa: E402
 from tidyarm.robot.deploy import load_pixel_policy, make_robot_env  # noqa: E402
 
 SEED = 2000  # scenes apart from training (0..) and from tidyarm deploy's evaluation seeds (1,000,000..)
-STUCK_WINDOWS = (8, 16)  # steps over which the tool's travel is measured
+STUCK_WINDOWS = (8, 16, 24)  # steps over which the tool's travel is measured
 
 
 def watch_episode(env, actor, watcher: ScriptedIntervener, seed: int) -> dict:

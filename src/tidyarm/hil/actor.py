@@ -61,7 +61,7 @@ class Actor:
         self.intervener = intervener or make_intervener(config.intervener)
         self.link = ActorLink(config.learner, config.authkey, config.link_timeout)
         self.status: dict = {}
-        self.episodes_run = self.weights_received = 0
+        self.weights_received = 0
 
     def run(self) -> None:
         """Until the learner says done. LinkLost escapes only when the learner stays unreachable."""
@@ -87,7 +87,8 @@ class Actor:
             self._wait(lambda sent=steps: self.status["done"] or sent < self.status["allowed_steps"])
             if self.status["done"]:
                 break
-            record = self.run_episode(self.config.episode_mode(episode), self.config.seed + episode)
+            record = play_episode(self.env, self._act, self.intervener, self.config.episode_mode(episode),
+                                  self.config.seed + episode, between_steps=self._drain)
             self.link.send({"type": "episode", "index": episode, **record})
             episode, steps = episode + 1, steps + len(record["actions"])
             self._drain()
@@ -109,46 +110,49 @@ class Actor:
     def _act(self, obs: dict, deterministic: bool) -> np.ndarray:
         return pixel_action(self.actor, obs, deterministic, torch.device("cpu"))
 
-    def run_episode(self, mode: str, seed: int) -> dict:
-        """One episode: 'demo' (the intervener drives), 'train' (policy samples, intervener may step in) or
-        'eval' (deterministic policy, nobody steps in). Returns the episode as arrays plus its statistics."""
-        env, space, counts = self.env, self.env.action_space, {}
-        # Evaluation runs to the time limit, so the oracle can see the whole hold it measures success by.
-        env.terminate_on_success = mode != "eval"
-        started, obs = time.perf_counter(), env.reset(seed=seed)[0]
-        self.intervener.reset(env)
-        observations, actions, rewards, intervened = [obs], [], [], []
-        oracle = terminated = truncated = False
-        while not (terminated or truncated):
-            action, override = self._act(obs, deterministic=mode == "eval"), None
-            if mode == "demo":
-                override = checked_action(self.intervener.demonstrate(obs), space, counts)
-            elif mode == "train":
-                proposed = self.intervener(obs, action)
-                override = None if proposed is None else checked_action(proposed, space, counts)
-            action = action if override is None else override
-            obs, reward, terminated, truncated, info = env.step(action)
-            self._drain()  # fresh weights, and the link's health, every tick
-            observations.append(obs)
-            actions.append(action)
-            rewards.append(reward)
-            intervened.append(override is not None)
-            oracle = oracle or info.get("oracle_success", False)
-        self.episodes_run += 1
-        steps, success = len(actions), bool(np.any(np.asarray(rewards) > 0))
-        if success and not terminated:  # an evaluation ran on past its success: the learner gets it as it ended
-            keep = int(np.argmax(np.asarray(rewards) > 0)) + 1
-            observations, actions, rewards, intervened = observations[:keep + 1], actions[:keep], rewards[:keep], \
-                intervened[:keep]
-            terminated = True
-        return {"mode": mode, "seed": seed, "terminated": bool(terminated),
-                "obs": {key: np.stack([o[key] for o in observations]) for key in observations[0]},
-                "actions": np.stack(actions), "rewards": np.asarray(rewards, np.float32),
-                "intervened": np.asarray(intervened), "stats": {
-                    "steps": steps, "success": success, "oracle_success": bool(oracle),
-                    "intervention_rate": float(np.mean(intervened)), "robot_seconds": steps / self.robot.control_hz,
-                    "wall_seconds": time.perf_counter() - started, "rejected_interventions": counts.get("rejected", 0),
-                    "clipped_interventions": counts.get("clipped", 0)}}
+
+
+def play_episode(env, act, intervener, mode: str, seed: int, between_steps=lambda: None) -> dict:
+    """One episode: 'demo' (the intervener drives), 'train' (policy samples, intervener may step in) or
+    'eval' (deterministic policy, nobody steps in). `act(obs, deterministic)` is the policy; `between_steps`
+    runs after every tick (the actor's link: fresh weights, the link's health). Returns the episode as arrays
+    plus its statistics."""
+    space, counts, control_hz = env.action_space, {}, env.unwrapped.robot.control_hz
+    # Evaluation runs to the time limit, so the oracle can see the whole hold it measures success by.
+    env.terminate_on_success = mode != "eval"
+    started, obs = time.perf_counter(), env.reset(seed=seed)[0]
+    intervener.reset(env)
+    observations, actions, rewards, intervened = [obs], [], [], []
+    oracle = terminated = truncated = False
+    while not (terminated or truncated):
+        action, override = act(obs, deterministic=mode == "eval"), None
+        if mode == "demo":
+            override = checked_action(intervener.demonstrate(obs), space, counts)
+        elif mode == "train":
+            proposed = intervener(obs, action)
+            override = None if proposed is None else checked_action(proposed, space, counts)
+        action = action if override is None else override
+        obs, reward, terminated, truncated, info = env.step(action)
+        between_steps()
+        observations.append(obs)
+        actions.append(action)
+        rewards.append(reward)
+        intervened.append(override is not None)
+        oracle = oracle or info.get("oracle_success", False)
+    steps, success = len(actions), bool(np.any(np.asarray(rewards) > 0))
+    if success and not terminated:  # an evaluation ran on past its success: the learner gets it as it ended
+        keep = int(np.argmax(np.asarray(rewards) > 0)) + 1
+        observations, actions, rewards, intervened = observations[:keep + 1], actions[:keep], rewards[:keep], \
+            intervened[:keep]
+        terminated = True
+    return {"mode": mode, "seed": seed, "terminated": bool(terminated),
+            "obs": {key: np.stack([o[key] for o in observations]) for key in observations[0]},
+            "actions": np.stack(actions), "rewards": np.asarray(rewards, np.float32),
+            "intervened": np.asarray(intervened), "stats": {
+                "steps": steps, "success": success, "oracle_success": bool(oracle),
+                "intervention_rate": float(np.mean(intervened)), "robot_seconds": steps / control_hz,
+                "wall_seconds": time.perf_counter() - started, "rejected_interventions": counts.get("rejected", 0),
+                "clipped_interventions": counts.get("clipped", 0)}}
 
 
 def run_actor(config: HILConfig) -> None:
