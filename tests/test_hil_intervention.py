@@ -141,3 +141,11 @@ def test_leader_arm_engages_when_moved_and_steers_the_follower_toward_it(tmp_pat
     target = env.kin.forward(leader.read())[0]
     assert np.linalg.norm(env.control.ee_target - target) < 0.5 * np.linalg.norm(before - target)
     env.close()
+
+
+def test_intervention_share_weighs_episodes_by_their_steps():
+    from tidyarm.hil.learner import intervention_share
+
+    episodes = [{"steps": 100, "intervention_rate": 0.5}, {"steps": 50, "intervention_rate": 0.0}]
+    assert intervention_share(episodes) == pytest.approx(50 / 150)  # a per-episode mean would say 0.25
+    assert intervention_share([]) == 0.0

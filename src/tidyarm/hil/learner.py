@@ -34,6 +34,13 @@ WINDOW = 20  # training episodes in the rolling success and intervention rates
 STATUS_EVERY = 1.0  # s between status messages (the actor's link watchdog hears them)
 
 
+def intervention_share(episodes: list[dict]) -> float:
+    """The share of the episodes' steps an intervener drove (long intervened episodes weigh more than short
+    clean ones, as they do in a person's time)."""
+    steps = np.array([e["steps"] for e in episodes], dtype=float)
+    return float(np.sum(steps * [e["intervention_rate"] for e in episodes]) / max(steps.sum(), 1.0))
+
+
 class Learner:
     def __init__(self, config: HILConfig, resume: bool = False):
         from tidyarm.robot.deploy import load_pixel_policy
@@ -181,7 +188,7 @@ class Learner:
             self.logger.log(step, {
                 "success_rate": np.mean([s["success"] for s in self.recent]),
                 "oracle_success_rate": np.mean([s["oracle_success"] for s in self.recent]),
-                "intervention_rate": np.mean([s["intervention_rate"] for s in self.recent]),
+                "intervention_rate": intervention_share(self.recent),
                 "robot_minutes": step / self.env_config.control_hz / 60, "updates": self.updates,
                 "wall_minutes": (time.perf_counter() - self.started) / 60,
                 **{key: float(value) for key, value in self.metrics.items()}}, "train")
