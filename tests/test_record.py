@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from tidyarm.data.record import clean_targets, make_record_env, record_episode, record_expert_episodes
+from tidyarm.data.record import (
+    MissedGrasp,
+    clean_targets,
+    make_record_env,
+    record_episode,
+    record_expert_episodes,
+)
 from tidyarm.data.so101_features import (
     ACTION,
     ENVIRONMENT_STATE,
@@ -140,3 +146,36 @@ def test_dart_noise_moves_the_arm_off_the_expert_path_and_labels_the_expert_comm
     assert np.all(np.isfinite(labels)) and clean.success
     with pytest.raises(ValueError, match="noise = 1.5"):
         record_episode(env, make_expert(env), seed=3, noise=1.5)
+
+
+def test_missed_grasp_closes_the_jaw_on_nothing_then_the_true_expert_retries():
+    env = make_record_env("place")
+    obs, _ = env.reset(seed=5)
+    miss, steps = MissedGrasp(env, np.random.default_rng(0)), 0
+    while (action := miss(obs)) is not None:
+        obs, *_ = env.step(action)
+        steps += 1
+    assert miss.missed and steps < 40, steps  # the jaw closed past "holds nothing", before the detour's limit
+    assert not env.unwrapped.task.grasp_terms(env.unwrapped.data)[1]
+    expert, success = make_expert(env), False
+    for _ in range(env.max_episode_steps - steps):
+        obs, _, terminated, truncated, info = env.step(expert(obs))
+        success |= bool(info["success"])
+        if terminated or truncated:
+            break
+    assert success  # the true expert reopened, rose and placed the cube
+
+
+def test_recorded_misses_show_an_empty_jaw_closing_and_labels_from_the_true_expert():
+    env = make_record_env("place")
+    clean = record_episode(env, make_expert(env), seed=5)
+    missed = record_episode(env, make_expert(env), seed=5, misses=1.0)
+    jaw = {name: np.stack([f[STATE] for f in episode.frames])[:, 5] for name, episode in
+           (("clean", clean), ("missed", missed))}
+    assert jaw["missed"].min() < jaw["clean"].min() - 5  # gripper 0-100: closed further, on nothing
+    assert clean.success and missed.success
+    with pytest.raises(ValueError, match="misses = 1.5"):
+        record_episode(env, make_expert(env), seed=5, misses=1.5)
+    reach = make_record_env("reach")
+    with pytest.raises(ValueError, match="grasping task"):
+        record_episode(reach, make_expert(reach), seed=5, misses=1.0)

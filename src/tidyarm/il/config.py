@@ -42,6 +42,9 @@ class TrainILConfig:
     demo_noise: float = 0.0
     """expert: demos only: DART noise, the std of Gaussian noise on the expert's executed motion commands
     (labels stay its clean commands), so the demos show recoveries from the drift a policy makes."""
+    demo_misses: float = 0.0
+    """expert: demos only: the share of episodes that open with a missed grasp (the jaw closes beside the cube;
+    labels stay the true expert's commands, which reopen and retry), so the demos show how to retry."""
     steps: int | None = None
     """Optimizer steps (default: bc 5000, act 3000, diffusion 4000)."""
     batch_size: int = 64

@@ -15,13 +15,15 @@ EXPERT_PREFIX = "expert:"
 
 
 def load_demos(dataset: str, inputs: tuple[str, ...], episodes: int | None = None, task: str | None = None,
-               image_size: int = 64, randomize: bool = True, noise: float = 0.0) -> tuple[Episodes, str]:
-    """(the first `episodes` episodes of the dataset, the sim task to evaluate on). `noise`: DART noise of
-    expert: recordings (data.record)."""
+               image_size: int = 64, randomize: bool = True, noise: float = 0.0,
+               misses: float = 0.0) -> tuple[Episodes, str]:
+    """(the first `episodes` episodes of the dataset, the sim task to evaluate on). `noise` and `misses`: DART
+    noise and the share of episodes opening with a missed grasp, for expert: recordings (data.record)."""
     if dataset.startswith(EXPERT_PREFIX):
-        demos, task = _record(dataset, inputs, image_size, randomize, task, noise)
-    elif noise:
-        raise ValueError(f"demo noise = {noise} applies to expert: recordings only, not to dataset {dataset!r}")
+        demos, task = _record(dataset, inputs, image_size, randomize, task, noise, misses)
+    elif noise or misses:
+        raise ValueError(f"demo noise = {noise}, misses = {misses}: these apply to expert: recordings only, "
+                         f"not to dataset {dataset!r}")
     else:
         from tidyarm.data.reader import read_dataset
 
@@ -37,7 +39,7 @@ def load_demos(dataset: str, inputs: tuple[str, ...], episodes: int | None = Non
 
 
 def _record(dataset: str, inputs: tuple[str, ...], image_size: int, randomize: bool,
-            task: str | None, noise: float) -> tuple[Episodes, str]:
+            task: str | None, noise: float, misses: float) -> tuple[Episodes, str]:
     from tidyarm.data.record import record_expert_episodes
 
     parts = dataset.split(":")
@@ -49,7 +51,7 @@ def _record(dataset: str, inputs: tuple[str, ...], image_size: int, randomize: b
     cameras = tuple(name.removeprefix("observation.images.") for name in inputs
                     if name.startswith("observation.images."))
     demos = record_expert_episodes(parts[1], int(parts[2]), seed=0, cameras=cameras, image_size=image_size,
-                                   randomize=randomize, noise=noise)
+                                   randomize=randomize, noise=noise, misses=misses)
     return demos, parts[1]
 
 

@@ -42,7 +42,8 @@ class ILTrainer:
         torch.manual_seed(config.seed)
         started = time.perf_counter()
         self.demos, self.task = load_demos(config.dataset, config.inputs, config.episodes, config.task,
-                                           config.image_size, config.randomize, config.demo_noise)
+                                           config.image_size, config.randomize, config.demo_noise,
+                                           config.demo_misses)
         self.demo_seconds = time.perf_counter() - started
         self.spec = InputSpec.from_features(self.demos.features, config.inputs)
         stats = dataset_stats(self.demos, self.spec)

@@ -102,6 +102,7 @@ class PickExpert(Expert):
     hover = 0.06  # m above the grasp point while lining up
     lift_to = 0.09  # m: tool height while holding the cube up
     missed_jaw = -0.12  # rad: a jaw closed past this holds nothing (on a cube it stops near 0)
+    aim_sideways = 0.0  # m: aim this far across the jaw's closing axis from the cube (recorded missed grasps)
 
     def cube_yaw_error(self) -> float:
         """Roll change that lines the jaw up with the nearest cube face (cube symmetric every 90 deg)."""
@@ -116,7 +117,7 @@ class PickExpert(Expert):
 
     def plan(self) -> Plan:
         task, data = self.env.task, self.env.data
-        cube, tool = task.cube_pos(data), self.tool()
+        cube, tool = task.cube_pos(data) + self.aim_sideways * self.across_jaw(), self.tool()
         if task.grasp_terms(data)[1]:
             return self.holding_plan(self.commanded_tool())
         grasp_point = self.grasp_point(cube)
@@ -136,11 +137,19 @@ class PickExpert(Expert):
         """Where the tool point goes to grasp: the SO-101's jaws are lopsided (the fixed jaw sits 9 mm from
         the tool point, the open moving jaw 6 cm), so the fixed jaw is placed 3 mm clear of the near face
         and closing the moving jaw presses the cube against it."""
-        jaw_axis = self.env.data.site_xmat[self.env.kin.site_id].reshape(3, 3)[:, 0].copy()
-        jaw_axis[2] = 0.0
-        jaw_axis /= np.linalg.norm(jaw_axis) + 1e-9
         fixed_jaw_gap = 0.009  # m from the tool point to the fixed jaw's inner face
-        return cube - (self.env.task.cube_half + 0.003 - fixed_jaw_gap) * jaw_axis - [0, 0, 0.003]
+        return cube - (self.env.task.cube_half + 0.003 - fixed_jaw_gap) * self.jaw_axis() - [0, 0, 0.003]
+
+    def jaw_axis(self) -> np.ndarray:
+        """The horizontal unit vector the jaw closes along."""
+        axis = self.env.data.site_xmat[self.env.kin.site_id].reshape(3, 3)[:, 0].copy()
+        axis[2] = 0.0
+        return axis / (np.linalg.norm(axis) + 1e-9)
+
+    def across_jaw(self) -> np.ndarray:
+        """The horizontal unit vector square to the jaw's closing axis."""
+        axis = self.jaw_axis()
+        return np.array([-axis[1], axis[0], 0.0])
 
     def holding_plan(self, commanded: np.ndarray) -> Plan:
         """Straight up from the commanded tool point (the measured one jitters, and chasing it shakes the arm)."""
