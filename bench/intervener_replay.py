@@ -33,7 +33,8 @@ from tidyarm.hil.intervention import ScriptedIntervener  # noqa: E402
 from tidyarm.rl.pixel_actor import pixel_action  # noqa: E402
 
 SEED = 3000  # scenes apart from training (0..), the trigger bench (2000..) and deploy's evaluation (1,000,000..)
-SETTINGS = {"defaults": {}, "stuck in 8 steps": {"stuck_steps": 8}, "no stuck rule": {"stuck_steps": 10**6}}
+SETTINGS = {"defaults (stuck in 8 steps)": {}, "stuck in 16 steps": {"stuck_steps": 16},
+            "no stuck rule": {"stuck_steps": 10**6}}
 
 
 class CountingIntervener(ScriptedIntervener):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ WINDOW = 20  # training episodes in the rolling success and intervention rates
 STATUS_EVERY = 1.0  # s between status messages (the actor's link watchdog hears them)
 
 
-def intervention_share(episodes: list[dict]) -> float:
+def intervention_share(episodes: Collection[dict]) -> float:
     """The share of the episodes' steps an intervener drove (long intervened episodes weigh more than short
     clean ones, as they do in a person's time)."""
     steps = np.array([e["steps"] for e in episodes], dtype=float)
