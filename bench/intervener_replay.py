@@ -30,6 +30,7 @@ from common import report  # noqa: E402
 from tidyarm.hil.actor import make_hil_env, play_episode  # noqa: E402
 from tidyarm.hil.config import HILConfig  # noqa: E402
 from tidyarm.hil.intervention import ScriptedIntervener  # noqa: E402
+from tidyarm.hil.learner import intervention_share  # noqa: E402
 from tidyarm.rl.pixel_actor import pixel_action  # noqa: E402
 
 SEED = 3000  # scenes apart from training (0..), the trigger bench (2000..) and deploy's evaluation (1,000,000..)
@@ -59,12 +60,12 @@ def replay(env, actor, setting: dict, episodes: int) -> dict:
         return pixel_action(actor, obs, deterministic, torch.device("cpu"))
 
     stats = [play_episode(env, act, intervener, "train", SEED + index)["stats"] for index in range(episodes)]
-    steps = np.array([s["steps"] for s in stats])
-    intervened = np.array([s["intervention_rate"] for s in stats]) * steps
-    return {"step_share": float(intervened.sum() / steps.sum()), "episodes_intervened": float(np.mean(intervened > 0)),
+    return {"step_share": intervention_share(stats),
+            "episodes_intervened": float(np.mean([s["intervention_rate"] > 0 for s in stats])),
             "success": float(np.mean([s["success"] for s in stats])),
             "oracle_success": float(np.mean([s["oracle_success"] for s in stats])),
-            "mean_steps": float(steps.mean()), "takeovers": json.dumps(dict(sorted(intervener.takeovers.items())))}
+            "mean_steps": float(np.mean([s["steps"] for s in stats])),
+            "takeovers": json.dumps(dict(sorted(intervener.takeovers.items())))}
 
 
 def main() -> None:

@@ -104,9 +104,9 @@ def record_episode(env: So101Env, act: Callable[[object], np.ndarray], seed: int
 
 
 class MissedGrasp:
-    """A recorded detour: the expert, aiming `sideways` (2.5-3.5 cm, either side) across its jaw's closing axis
-    from the cube, so that the jaw comes down and closes beside it, drives until the jaw has closed on nothing
-    (or `max_steps` have passed); then it gives the arm back."""
+    """A recorded detour: the expert, aiming 2.5-3.5 cm to one side of the cube across its jaw's closing axis
+    (so that the jaw comes down and closes beside it), drives until the jaw has closed on nothing or
+    `max_steps` have passed; then it gives the arm back."""
 
     def __init__(self, env: So101Env, rng: np.random.Generator, max_steps: int = 40):
         if env.unwrapped.task_name not in ("lift", "place"):
