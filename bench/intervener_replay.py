@@ -34,7 +34,8 @@ from tidyarm.hil.learner import intervention_share  # noqa: E402
 from tidyarm.rl.pixel_actor import pixel_action  # noqa: E402
 
 SEED = 3000  # scenes apart from training (0..), the trigger bench (2000..) and deploy's evaluation (1,000,000..)
-SETTINGS = {"defaults (stuck in 8 steps)": {}, "stuck in 16 steps": {"stuck_steps": 16},
+SETTINGS = {"defaults (stuck in 8 steps, drive until held)": {},
+            "fixed 15-step takeovers": {"until_held": False}, "stuck in 16 steps": {"stuck_steps": 16},
             "no stuck rule": {"stuck_steps": 10**6}}
 
 

@@ -33,9 +33,10 @@ def test_checked_action_rejects_nonfinite_clips_range_and_refuses_wrong_shape():
         checked_action([0, 0, 0], SPACE, counts)
 
 
-def _decisions(intervener: ScriptedIntervener, seed: int, steps: int, pushed: float = 0.0) -> list[bool]:
+def _decisions(intervener: ScriptedIntervener, seed: int, steps: int, pushed: float = 0.0,
+               watch=lambda: None) -> list[bool]:
     """Whether the intervener took the arm at each step of a policy that does nothing. `pushed`: metres the
-    cube counts as already pushed from where the policy got the arm."""
+    cube counts as already pushed from where the policy got the arm; `watch` runs after each decision."""
     env = _robot_env()
     obs, _ = env.reset(seed=seed)
     intervener.reset(env)
@@ -45,21 +46,34 @@ def _decisions(intervener: ScriptedIntervener, seed: int, steps: int, pushed: fl
     for _ in range(steps):
         override = intervener(obs, still)
         decisions.append(override is not None)
+        watch()
         obs, *_ = env.step(still if override is None else override)
     env.close()
     return decisions
 
 
 def test_scripted_intervener_takes_over_a_stuck_arm_and_hands_back():
-    decisions = _decisions(ScriptedIntervener(takeover_steps=5, stuck_steps=4, late_fraction=1.0), seed=3, steps=12)
+    intervener = ScriptedIntervener(takeover_steps=5, stuck_steps=4, late_fraction=1.0, until_held=False)
+    decisions = _decisions(intervener, seed=3, steps=12)
     first = decisions.index(True)
     assert 3 <= first <= 5, decisions  # after stuck_steps of no motion
     assert decisions[first:first + 5] == [True] * 5  # drives for takeover_steps
     assert decisions[first + 5] is False  # then hands back
 
 
+def test_scripted_intervener_until_held_hands_back_once_the_cube_is_held():
+    intervener = ScriptedIntervener(stuck_steps=4, late_fraction=1.0, until_held=True, held_steps=3,
+                                    max_takeover_steps=30)
+    held = []  # steps the cube had been held, at each decision
+    decisions = _decisions(intervener, seed=3, steps=40, watch=lambda: held.append(intervener.held))
+    first = decisions.index(True)
+    handed_back = decisions.index(False, first)
+    assert held[first] == 0 and handed_back - first < 30, decisions  # not a timed slice: it ended on the hold
+    assert held[handed_back] == 3, held  # the expert let go after 3 steps of holding the cube
+
+
 def test_scripted_intervener_judges_pushes_from_where_it_handed_back():
-    intervener = ScriptedIntervener(takeover_steps=5, stuck_steps=100, late_fraction=1.0)
+    intervener = ScriptedIntervener(takeover_steps=5, stuck_steps=100, late_fraction=1.0, until_held=False)
     decisions = _decisions(intervener, seed=3, steps=12, pushed=2 * intervener.push_distance)
     # One takeover; the cube stays where it was pushed, and that alone does not call the person back.
     assert decisions == [True] * 5 + [False] * 7, decisions

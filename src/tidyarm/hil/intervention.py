@@ -77,7 +77,9 @@ class ScriptedIntervener:
       got the arm (at the start, or when the intervener last handed back), not held;
     - late: `late_fraction` of the episode is gone and the cube is not held (it then keeps control);
 
-    and drives for `takeover_steps` steps before handing back.
+    and drives for `takeover_steps` steps before handing back. With `until_held`, a stuck or pushing takeover
+    instead drives until the cube has been held for `held_steps` steps (at most `max_takeover_steps`): a
+    whole grasp, as a person with a leader arm would do it, rather than a fixed slice of one.
 
     The thresholds model a person who steps in when the arm is failing, not merely slow. They were set with
     `bench/intervener_triggers.py` on the zero-shot sim policy under sim-gap (60 unaided episodes, 16 failed):
@@ -86,18 +88,21 @@ class ScriptedIntervener:
     and 10. Each false call costs the steps a person drives for nothing.
 
     The stuck window (8 steps, 0.8 s at 10 Hz) is eager: it fires while a policy sits at the cube closing its
-    jaw, takes the arm mid-grasp and often fires again after handing back. `bench/intervener_replay.py` (HIL
-    training episodes, the final policy of a 2-hour run, 60 scenes): 8 steps made 17 stuck takeovers and
-    drove 13.4% of steps at 87% success; 16 steps made 2, 6.9% of steps, 90% success. But those mid-grasp
-    takeovers are demonstrations the learner imitates: in 2-hour HIL runs on sim-gap, 8 steps reached 98%
-    (one run), 16 steps 88% and 84% (two runs, the second with 20 demos instead of 10) at an intervention share
-    of about 0.10 instead of 0.14. So the default stays 8; `stuck_steps=16` trades success for fewer
-    interventions."""
+    jaw. With a fixed 15-step takeover the expert then handed back mid-grasp and the rule often fired again
+    (17 stuck calls in 60 replayed episodes, `bench/intervener_replay.py`); `until_held` (the default) makes
+    a takeover a whole grasp (2 calls, share of steps 0.113 against 0.134). In 2-hour HIL runs on sim-gap
+    (docs/hil.md) it reached 98% and 93% success with 0.117 and 0.099 of the last 200 episodes' steps
+    intervened (the second with a lower entropy target), against 98% and 0.120 with fixed takeovers: no
+    clear change by itself, kept because it is what a person would do. A 16-step window makes fewer stuck
+    calls still, but two runs with it fell below 90%: the stuck takeovers are also the grasp
+    demonstrations the learner imitates."""
 
     def __init__(self, takeover_steps: int = 15, stuck_steps: int = 8, stuck_distance: float = 0.01,
-                 push_distance: float = 0.05, late_fraction: float = 0.8):
+                 push_distance: float = 0.05, late_fraction: float = 0.8, until_held: bool = True,
+                 held_steps: int = 3, max_takeover_steps: int = 40):
         self.takeover_steps, self.stuck_steps, self.stuck_distance = takeover_steps, stuck_steps, stuck_distance
         self.push_distance, self.late_fraction = push_distance, late_fraction
+        self.until_held, self.held_steps, self.max_takeover_steps = until_held, held_steps, max_takeover_steps
         self.env = self.expert = None
 
     def reset(self, env) -> None:
@@ -109,7 +114,7 @@ class ScriptedIntervener:
         self.data, self.task, self.site = robot.data, robot.task, robot.kin.site_id
         self.cube_start = self.task.cube_pos(self.data).copy()
         self.tool_history: deque[np.ndarray] = deque(maxlen=self.stuck_steps + 1)
-        self.remaining, self.steps = 0, 0
+        self.remaining, self.steps, self.held, self.reason = 0, 0, 0, None
 
     def holding(self) -> bool:
         return bool(self.task.grasp_terms(self.data)[1])
@@ -139,16 +144,26 @@ class ScriptedIntervener:
     def __call__(self, obs, policy_action):
         self.steps += 1
         self.tool_history.append(self.tool_point())
+        self.held = self.held + 1 if self.holding() else 0
+        if self.remaining > 0 and self.grasp_done():
+            self.remaining = 0
         if self.remaining == 0:
             reason = self._reason()
             if reason is None:
                 return None
-            late = reason == "late"
-            self.remaining = self.env.max_episode_steps if late else self.takeover_steps
+            if reason == "late":
+                self.remaining = self.env.max_episode_steps
+            else:
+                self.remaining = self.max_takeover_steps if self.until_held else self.takeover_steps
+            self.reason, self.held = reason, 0
             self.tool_history.clear()  # judge the policy afresh after handing back
             self.cube_start = None
         self.remaining -= 1
         return self.expert(obs)
+
+    def grasp_done(self) -> bool:
+        """An `until_held` takeover (not a late one, which keeps the arm) has held the cube long enough."""
+        return self.until_held and self.reason != "late" and self.held >= self.held_steps
 
     def demonstrate(self, obs):
         return self.expert(obs)
