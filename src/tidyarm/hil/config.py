@@ -24,7 +24,8 @@ AUTHKEY_ENV = "TIDYARM_HIL_AUTHKEY"
 DEFAULT_HIL_SAC = VisualSACConfig(
     asymmetric_critic=False, critic_encoder="frozen", batch_size=128, utd_ratio=1, actor_update_every=2, n_step=3,
     gamma=0.97, init_temperature=0.01, actor_lr=3e-5, learning_starts=1000, critic_warmup_steps=1000,
-    bc_warmup_steps=0, bc_weight=0.4, anchor_weight=4.0, offline_fraction=0.5)
+    bc_warmup_steps=0, bc_weight=0.4, anchor_weight=4.0, offline_fraction=0.5,
+    target_entropy=-10.0)  # -2 x action_dim: sampled actions stray less where the intervener watches (docs/hil.md)
 
 
 @dataclass(frozen=True)
