@@ -111,7 +111,6 @@ class Actor:
         return pixel_action(self.actor, obs, deterministic, torch.device("cpu"))
 
 
-
 def play_episode(env, act, intervener, mode: str, seed: int, between_steps=lambda: None) -> dict:
     """One episode: 'demo' (the intervener drives), 'train' (policy samples, intervener may step in) or
     'eval' (deterministic policy, nobody steps in). `act(obs, deterministic)` is the policy; `between_steps`
