@@ -142,6 +142,17 @@ def test_ddim_with_the_true_noise_recovers_the_clean_sample():
     assert schedule.sampling_steps(10) == [90, 80, 70, 60, 50, 40, 30, 20, 10, 0]
 
 
+def test_diffusion_samples_stay_inside_the_demos_action_range():
+    """The denoiser is untrained (its samples are far off), so only the sampler's clip keeps them in range."""
+    torch.manual_seed(0)
+    policy, _, frames = build("diffusion")
+    low, high = frames["action"].min(0), frames["action"].max(0)
+    for i in range(0, 100, 10):
+        policy.reset()
+        sampled = policy.select_action({STATE: frames[STATE][i], ENV: frames[ENV][i]})
+        assert np.all((sampled >= low - 1e-3) & (sampled <= high + 1e-3)), (sampled, low, high)
+
+
 def test_description_rebuilds_the_same_network():
     policy, _, frames = build("act")
     rebuilt = policy_from_description(policy.describe())
