@@ -17,7 +17,7 @@ from tidyarm.il.registry import POLICIES
 
 STATE_INPUTS = ("observation.state", "observation.environment_state")
 # Step budgets and peak learning rates of the recipes measured in docs/imitation.md (place, 50 demos, 1 CPU thread).
-DEFAULT_STEPS = {"bc": 5_000, "act": 3_000, "diffusion": 4_000}
+DEFAULT_STEPS = {"bc": 5_000, "act": 20_000, "diffusion": 30_000}
 DEFAULT_LR = {"bc": 1e-3, "act": 2e-4, "diffusion": 3e-4}
 
 
@@ -46,7 +46,7 @@ class TrainILConfig:
     """expert: demos only: the share of episodes that open with a missed grasp (the jaw closes beside the cube;
     labels stay the true expert's commands, which reopen and retry), so the demos show how to retry."""
     steps: int | None = None
-    """Optimizer steps (default: bc 5000, act 3000, diffusion 4000)."""
+    """Optimizer steps (default: bc 5000, act 20000, diffusion 30000)."""
     batch_size: int = 64
     """Samples per step."""
     lr: float | None = None

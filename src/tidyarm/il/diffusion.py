@@ -2,7 +2,7 @@
 
 Training: take the actions at t-1 .. t+14 (horizon 16 with 2 observation steps), min-max normalized to
 [-1, 1], noise them to a random DDPM step and regress the noise (MSE). Acting: DDIM from pure noise in a
-few steps, conditioned on the last 2 frames, then execute 8 of the 16 actions (those from the current step
+few steps, conditioned on the last 2 frames, then execute 4 of the 16 actions (those from the current step
 on) before sampling again. An exponential moving average of the weights is what acts and what is exported.
 """
 
@@ -28,8 +28,9 @@ class DiffusionConfig:
     """Observation frames the denoiser is conditioned on."""
     horizon: int = 16
     """Actions denoised per sample (divisible by 2^(levels - 1))."""
-    n_action_steps: int = 8
-    """Actions executed per sample, starting at the current step."""
+    n_action_steps: int = 4
+    """Actions executed per sample, starting at the current step (the paper's 8 scored 36% on place against 48%
+    for 4 and 42% for 2, one 30k-step checkpoint, 100 episodes each)."""
     down_dims: tuple[int, ...] = (64, 128, 256)
     """Channel widths of the U-Net levels (the paper's 256/512/1024 is GPU-sized)."""
     kernel_size: int = 5
