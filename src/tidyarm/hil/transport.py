@@ -15,6 +15,7 @@ private network and your own `--authkey` (or TIDYARM_HIL_AUTHKEY) when the two e
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from multiprocessing import AuthenticationError
@@ -39,7 +40,7 @@ class LearnerServer:
     """The learner's end: listens on `address`; the connected actor is replaced when a new one connects."""
 
     def __init__(self, address: str, authkey: bytes):
-        self._listener, self._key = Listener(parse_address(address), authkey=authkey), authkey
+        self._listener = Listener(parse_address(address), authkey=authkey)
         host, port = self._listener.address
         self.address = f"{host}:{port}"  # the real port when port 0 was asked for
         self._conn: Connection | None = None
@@ -101,12 +102,14 @@ class LearnerServer:
 
     def close(self) -> None:
         """Stop listening and drop the actor. Closing a socket does not wake a thread blocked in accept() (the
-        port would stay open), so the accept thread is woken by one last connection of our own first."""
+        port would stay open), so the accept thread is woken by one last connection of our own first. It is a
+        bare TCP connection: an authenticated Client would wait forever for a challenge when the thread had
+        already left accept() (after refusing a wrong key, say) and nobody answers."""
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(*_BROKEN):
-            Client(parse_address(self.address), authkey=self._key).close()
+        with contextlib.suppress(OSError):
+            socket.create_connection(parse_address(self.address), timeout=1.0).close()
         self._thread.join(timeout=5)
         self._listener.close()
         if self._conn is not None:
