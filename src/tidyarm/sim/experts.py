@@ -106,7 +106,7 @@ class PickExpert(Expert):
     # m between the fixed jaw and the cube's near face as the jaw closes. 3 mm left an imitator's error of
     # a few mm toward the cube no room: with noise of std 5 mm per step on the motion, the expert itself
     # placed 68% (lift 58%); 9 mm gives 90% (lift 78%), and BC on its demos went from 64% to 76%
-    # (docs/imitation.md, "A more forgiving grasp"). Wider still, the pushed cube turns in the jaw.
+    # (docs/imitation.md, "A more forgiving grasp"). 12 and 15 mm did worse again.
     fixed_jaw_clearance = 0.009
 
     def cube_yaw_error(self) -> float:
