@@ -52,6 +52,24 @@ def test_pixel_run_resumes_at_its_step_with_replay(tmp_path):
     assert meta["step"] == 150 and meta["obs_shapes"]["wrist"] == [16, 16, 3]
 
 
+def test_parallel_envs_store_unmixed_transitions_that_end_at_the_final_observation(tmp_path):
+    # Two worker processes, 1-step returns: round r stores env 0's transition in slot 2r, env 1's in 2r + 1.
+    # Within one env each next observation is the following transition's observation, except where an
+    # episode ended (reach: 50 steps): there the chain must break, the stored next observation being the
+    # episode's last one rather than the next episode's first.
+    config = tiny_train(tmp_path / "run", "vsac", total_steps=101, num_envs=2,
+                        vsac=VisualSACConfig(**TINY_RL, n_step=1))
+    run_dir = train(config)
+    assert json.loads((find_checkpoint(run_dir) / "meta.json").read_text())["step"] == 101
+    assert [step for step, _ in read_metrics(run_dir / "metrics.csv")["eval/success_rate"]] == [50, 100, 101]
+    replay = np.load(find_checkpoint(run_dir) / "online.npz")
+    assert int(replay["size"]) == 102  # 51 rounds of 2 (the last round runs one step past total_steps)
+    for env in (0, 1):
+        obs, next_obs = replay["obs/wrist"][env:102:2], replay["next_obs/wrist"][env:102:2]
+        breaks = [i for i in range(len(obs) - 1) if not np.array_equal(next_obs[i], obs[i + 1])]
+        assert breaks == [49], f"env {env}"
+
+
 def test_pixel_algo_needs_pixel_observations():
     with pytest.raises(ValueError, match="obs 'state'.*vsac.*--obs pixels"):
         TrainConfig(algo="vsac")

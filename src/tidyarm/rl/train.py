@@ -36,6 +36,7 @@ from tidyarm.rl.sac import SAC, SACConfig
 from tidyarm.rl.vsac import VisualSAC, VisualSACConfig
 from tidyarm.rollout import run_episodes
 from tidyarm.sim.env import EnvConfig
+from tidyarm.sim.vector import make_vector_env
 
 ALGO_OBS = {"sac": "state", "vsac": "pixels", "drqv2": "pixels"}  # what each learner observes
 
@@ -84,6 +85,9 @@ class TrainConfig:
     """Run directory (default runs/<task>-<algo>-seed<seed>)."""
     threads: int = 2
     """torch CPU threads."""
+    num_envs: int = 1
+    """Envs collecting side by side, each in its own worker process (1: one env in this process). Every env
+    step still gets its utd_ratio updates, so more envs speed up collection, not learning per step."""
     device: str = "cpu"
     """torch device (cpu or cuda)."""
     sac: tyro.conf.OmitArgPrefixes[SACConfig] = DEFAULT_SAC
@@ -105,7 +109,7 @@ class TrainConfig:
         for name, low, high in (("total_steps", 1, 10_000_000), ("eval_every", 1, 10_000_000),
                                 ("eval_episodes", 1, 10_000), ("checkpoint_every", 1, 10_000_000),
                                 ("log_every", 1, 10_000_000), ("demos", 0, 10_000), ("seed", 0, 2**31 - 1),
-                                ("threads", 1, 256)):
+                                ("threads", 1, 256), ("num_envs", 1, 64)):
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"{name} = {value}: expected an integer in {low} .. {high}")
@@ -131,6 +135,13 @@ class TrainConfig:
             env = FrameStack(env, self.pixels.cameras, self.pixels.frame_stack)
         return env
 
+    def make_collection_env(self):
+        """The envs that collect training data, as one Gymnasium vector env (same-step autoreset): num_envs
+        worker processes, or a single env stepped in this process."""
+        frame_stack = self.pixels.frame_stack if self.obs == "pixels" else 1
+        return make_vector_env(self.env_config(), self.num_envs, asynchronous=self.num_envs > 1,
+                               frame_stack=frame_stack)
+
     def resolved_run_dir(self) -> Path:
         return self.run_dir or Path("runs") / f"{self.task}-{self.algo}-seed{self.seed}"
 
@@ -151,8 +162,7 @@ def _with_tuples(kind, values: dict):
     return kind(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
 
 
-def make_agent(config: TrainConfig, env) -> SAC | VisualSAC | DrQV2:
-    action_dim, space = env.action_space.shape[0], env.observation_space
+def make_agent(config: TrainConfig, space, action_dim: int) -> SAC | VisualSAC | DrQV2:
     if config.algo == "sac":
         return SAC(space.shape[0], action_dim, config.sac, device=config.device)
     if config.algo == "vsac":
@@ -185,18 +195,20 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, resume: bool = False, reward_model: RewardModel | None = None):
-        if reward_model is not None and (config.algo != "sac" or config.rl.n_step != 1 or resume):
+        if reward_model is not None and (config.algo != "sac" or config.rl.n_step != 1 or resume
+                                         or config.num_envs != 1):
             raise ValueError(f"a reward model needs algo 'sac' (got {config.algo!r}), n_step 1 (got "
-                             f"{config.rl.n_step}) and a fresh run (resume={resume})")
+                             f"{config.rl.n_step}), one env (got {config.num_envs}) and a fresh run (resume={resume})")
         self.reward_model = reward_model
         self.config, self.run_dir = config, config.resolved_run_dir()
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.env, self.eval_env = config.make_env(), config.make_env()
-        self.agent = make_agent(config, self.env)
-        action_dim = self.env.action_space.shape[0]
-        self.online = ReplayBuffer(self.env.observation_space, action_dim, capacity=config.total_steps)
+        self.env, self.eval_env = config.make_collection_env(), config.make_env()
+        self.obs_space, action_dim = self.env.single_observation_space, self.env.single_action_space.shape[0]
+        self.agent = make_agent(config, self.obs_space, action_dim)
+        # The last collection round may run past total_steps by up to num_envs - 1 steps.
+        self.online = ReplayBuffer(self.obs_space, action_dim, capacity=config.total_steps + config.num_envs - 1)
         self.offline = None
         self.step = self.saved_step = 0
         if resume:
@@ -214,10 +226,13 @@ class Trainer:
     def run(self) -> Path:
         config = self.config
         rl = config.rl
-        self.accumulator = NStepAccumulator(rl.n_step, rl.gamma)
-        self.obs, _ = self.env.reset(seed=config.seed + self.step)  # a resumed run starts a fresh episode
+        envs = config.num_envs
+        self.accumulators = [NStepAccumulator(rl.n_step, rl.gamma) for _ in range(envs)]
+        # env i starts from seed + step + i; a resumed run starts fresh episodes.
+        self.obs, _ = self.env.reset(seed=config.seed + self.step)
         self.env.action_space.seed(config.seed + self.step)  # random warm-up actions are repeatable too
-        self.episode_return, self.episode_success, self.update_metrics, self.reward_metrics = 0.0, False, {}, {}
+        self.episode_returns, self.episode_successes = np.zeros(envs), np.zeros(envs, dtype=bool)
+        self.update_metrics, self.reward_metrics = {}, {}
         self.seconds = {"env": 0.0, "update": 0.0}
         self.started, self.bar = time.perf_counter(), tqdm(
             total=config.total_steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=2.0,
@@ -225,18 +240,14 @@ class Trainer:
         stop = False
         while self.step < config.total_steps and not stop:
             tick = time.perf_counter()
-            self._collect_step()
-            tock = time.perf_counter()
-            if self.reward_model is not None:
-                self.reward_metrics.update(self.reward_model.update(self))
-            if self.step == max(rl.learning_starts, 1):
-                self._warm_start()
-            if self.step >= rl.learning_starts and self.step % rl.update_every == 0:
-                self.update_metrics = self.agent.update_many(self._sample, rl.utd_ratio)
-            self.seconds["env"] += tock - tick
-            self.seconds["update"] += time.perf_counter() - tock
-            stop = self._periodic() or bool(self.reward_model is not None and self.reward_model.finished)
+            new_steps = self._collect()
+            self.seconds["env"] += time.perf_counter() - tick
+            for _ in range(min(new_steps, config.total_steps - self.step)):
+                stop = self._after_env_step()
+                if stop:
+                    break
         self.bar.close()
+        self.env.close()
         if self.saved_step != self.step:
             self._checkpoint()
         self.logger.close()
@@ -254,22 +265,44 @@ class Trainer:
             "steps_to_90": next((step for step, success in evaluations if success >= 0.9), None),
             "final_eval_success": evaluations[-1][1] if evaluations else None})
 
-    def _collect_step(self) -> None:
-        action = self._explore(self.obs)
-        next_obs, reward, terminated, truncated, info = self.env.step(action)
-        for transition in self.accumulator.push(self.obs, action, reward, next_obs, terminated, truncated):
-            self.online.add(*transition)
-        self.episode_return += reward
-        self.episode_success |= info["success"]
+    def _collect(self) -> int:
+        """Step every collection env once and store what it saw; returns the number of env steps taken.
+
+        A finished env has already reset (same-step autoreset): its transition ends at info["final_obs"][i],
+        and its success is in info["final_info"], while obs[i] and the top-level info describe the new episode.
+        """
+        actions = self._explore(self.obs)
+        next_obs, rewards, terminated, truncated, info = self.env.step(actions)
+        for i in range(self.config.num_envs):
+            done = bool(terminated[i] or truncated[i])
+            last_obs = info["final_obs"][i] if done else _env_slice(next_obs, i)
+            for transition in self.accumulators[i].push(_env_slice(self.obs, i), actions[i], rewards[i], last_obs,
+                                                        terminated[i], truncated[i]):
+                self.online.add(*transition)
+            self.episode_returns[i] += rewards[i]
+            self.episode_successes[i] |= bool(info["final_info"]["success"][i] if done else info["success"][i])
+            if done:
+                self.successes.append(bool(self.episode_successes[i]))
+                self.logger.log(self.step + i + 1, {"episode_return": self.episode_returns[i],
+                                                    "success_rate": float(np.mean(self.successes))}, "train")
+                self.episode_returns[i], self.episode_successes[i] = 0.0, False
         self.obs = next_obs
+        return self.config.num_envs
+
+    def _after_env_step(self) -> bool:
+        """Count one collected env step and do what is due at it: reward-model and agent updates, then logs,
+        evaluation and checkpoints. Returns True when training should stop early."""
+        rl, tick = self.config.rl, time.perf_counter()
         self.step += 1
         self.bar.update(1)
-        if terminated or truncated:
-            self.successes.append(self.episode_success)
-            self.logger.log(self.step, {"episode_return": self.episode_return,
-                                        "success_rate": float(np.mean(self.successes))}, "train")
-            self.obs, _ = self.env.reset()
-            self.episode_return, self.episode_success = 0.0, False
+        if self.reward_model is not None:
+            self.reward_metrics.update(self.reward_model.update(self))
+        if self.step == max(rl.learning_starts, 1):
+            self._warm_start()
+        if self.step >= rl.learning_starts and self.step % rl.update_every == 0:
+            self.update_metrics = self.agent.update_many(self._sample, rl.utd_ratio)
+        self.seconds["update"] += time.perf_counter() - tick
+        return self._periodic() or bool(self.reward_model is not None and self.reward_model.finished)
 
     def _periodic(self) -> bool:
         """Logging, evaluation and checkpoints on their schedules; True when training should stop early."""
@@ -304,10 +337,11 @@ class Trainer:
         state = np.concatenate([obs["state"] for obs in stored]) if "state" in stored[0] else None
         self.agent.fit_obs_normalizer(np.concatenate([obs["proprio"] for obs in stored]), state)
 
-    def _explore(self, obs: np.ndarray) -> np.ndarray:
+    def _explore(self, obs) -> np.ndarray:
+        """Actions (num_envs, action_dim): uniform random until learning starts, then samples of the policy."""
         if self.step < self.config.rl.learning_starts:
             return self.env.action_space.sample()
-        return self.agent.act(obs, eval_mode=False)
+        return np.stack([self.agent.act(_env_slice(obs, i), eval_mode=False) for i in range(self.config.num_envs)])
 
     def _sample(self) -> dict:
         batch = sample_mixed(self.online, self.offline, self.config.rl.batch_size, self.rng,
@@ -339,7 +373,7 @@ class Trainer:
 
     def _obs_signature(self) -> dict:
         """What the checkpoint's networks were built for: obs_dim (state) or every observation array's shape."""
-        space = self.env.observation_space
+        space = self.obs_space
         if self.config.obs == "state":
             return {"obs_dim": space.shape[0]}
         return {"obs_shapes": {key: list(sub.shape) for key, sub in space.spaces.items()}}
@@ -365,10 +399,15 @@ class Trainer:
         self.online.load(path / "online.npz")
         if (path / "offline.npz").is_file():
             capacity = int(read_npz(path / "offline.npz")["capacity"])
-            self.offline = ReplayBuffer(self.env.observation_space, self.agent.action_dim, capacity)
+            self.offline = ReplayBuffer(self.obs_space, self.agent.action_dim, capacity)
             self.offline.load(path / "offline.npz")
         self.rng.bit_generator.state = meta["rng_state"]
         self.step = self.saved_step = int(meta["step"])
+
+
+def _env_slice(batch, i: int):
+    """Env i's entry of a vector env's batched observation (an array, or a dict of arrays)."""
+    return {key: value[i] for key, value in batch.items()} if isinstance(batch, dict) else batch[i]
 
 
 @dataclass(frozen=True)
