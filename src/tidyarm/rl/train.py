@@ -240,9 +240,9 @@ class Trainer:
         stop = False
         while self.step < config.total_steps and not stop:
             tick = time.perf_counter()
-            new_steps = self._collect()
+            self._collect()
             self.seconds["env"] += time.perf_counter() - tick
-            for _ in range(min(new_steps, config.total_steps - self.step)):
+            for _ in range(min(envs, config.total_steps - self.step)):
                 stop = self._after_env_step()
                 if stop:
                     break
@@ -265,8 +265,8 @@ class Trainer:
             "steps_to_90": next((step for step, success in evaluations if success >= 0.9), None),
             "final_eval_success": evaluations[-1][1] if evaluations else None})
 
-    def _collect(self) -> int:
-        """Step every collection env once and store what it saw; returns the number of env steps taken.
+    def _collect(self) -> None:
+        """Step every collection env once (num_envs env steps) and store what it saw.
 
         A finished env has already reset (same-step autoreset): its transition ends at info["final_obs"][i],
         and its success is in info["final_info"], while obs[i] and the top-level info describe the new episode.
@@ -287,7 +287,6 @@ class Trainer:
                                                     "success_rate": float(np.mean(self.successes))}, "train")
                 self.episode_returns[i], self.episode_successes[i] = 0.0, False
         self.obs = next_obs
-        return self.config.num_envs
 
     def _after_env_step(self) -> bool:
         """Count one collected env step and do what is due at it: reward-model and agent updates, then logs,
