@@ -103,6 +103,17 @@ def test_distill_resumes_with_its_dataset(tmp_path):
     assert np.load(find_checkpoint(run_dir) / "dataset.npz")["action"].shape[0] == 100
 
 
+def test_first_frames_add_one_labelled_scene_each_at_the_arm_s_start(tmp_path):
+    distiller = Distiller(tiny_distill(tmp_path / "run", iterations=1, reset_frames=3))
+    distiller.run()
+    assert distiller.data.size == distiller.max_steps + 3  # one 50-step episode, then three first frames
+    first_frames = slice(distiller.max_steps, distiller.max_steps + 3)
+    states = distiller.data.arrays("state")[first_frames]
+    targets = np.concatenate([distiller.data.arrays("state")[:1], states])[:, 21:24]  # reach's target_pos
+    assert len({tuple(target) for target in targets.round(6)}) == 4  # each a scene the episode did not show
+    np.testing.assert_allclose(distiller.data.arrays("action")[first_frames], distiller.teacher(states), atol=1e-6)
+
+
 def test_teacher_must_be_a_saved_state_policy(tmp_path):
     with pytest.raises(ValueError, match="built-in policy"):
         load_teacher("expert")

@@ -42,6 +42,7 @@ from tidyarm.rl.policy_io import LoadedPolicy, export_pixel_policy
 from tidyarm.sim.vector import make_vector_env
 
 DAGGER_SEED = 3_000_000  # collection episodes use their own seeds, apart from training, demos and evaluation
+FIRST_FRAME_SEED = 4_000_000  # scenes recorded at their first frame only (reset_frames)
 METHODS = ("dagger", "bc")
 STUDENTS = ("actor", "estimator")
 
@@ -75,6 +76,9 @@ class DistillConfig:
     """Colour-jitter strength on training images (0 = off); random shifts are always on."""
     aux_weight: float = 1.0
     """Weight of the auxiliary loss predicting the privileged task features from image features (0 = off)."""
+    reset_frames: int = 0
+    """Extra scenes per round recorded at their first frame only (a reset and a render each, no rollout). A
+    round's episodes hold only as many object placements as episodes; these add placements cheaply."""
     eval_episodes: int = 20
     """Student episodes per evaluation (after every round), on seeds collection never uses."""
     num_envs: int = 2
@@ -93,7 +97,8 @@ class DistillConfig:
             raise ValueError(f"student {self.student!r}: expected one of {list(STUDENTS)}")
         for name, low, high in (("iterations", 1, 1000), ("episodes_per_iteration", 1, 10_000),
                                 ("fit_steps", 0, 1_000_000), ("batch_size", 1, 65_536), ("eval_episodes", 1, 10_000),
-                                ("num_envs", 1, 64), ("seed", 0, 2**31 - 1), ("threads", 1, 256)):
+                                ("num_envs", 1, 64), ("seed", 0, 2**31 - 1), ("threads", 1, 256),
+                                ("reset_frames", 0, 1_000_000)):
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"{name} = {value}: expected an integer in {low} .. {high}")
@@ -155,7 +160,7 @@ class Distiller:
         probe.close()
         self.envs = make_vector_env(self.env_config, config.num_envs, asynchronous=config.num_envs > 1,
                                     frame_stack=net.frame_stack)
-        capacity = config.iterations * config.episodes_per_iteration * self.max_steps
+        capacity = config.iterations * (config.episodes_per_iteration * self.max_steps + config.reset_frames)
         self.data = LabelledFrames(self.envs.single_observation_space, self.action_dim, capacity)
         self.iteration = 0
         if resume:
@@ -191,6 +196,8 @@ class Distiller:
             beta = config.beta(self.iteration)
             seeds = DAGGER_SEED + 10_000 * config.seed + self.iteration * config.episodes_per_iteration
             collected = self._rollouts(config.episodes_per_iteration, seeds, beta, record=True)
+            self._first_frames(config.reset_frames, FIRST_FRAME_SEED + 100_000 * config.seed
+                               + self.iteration * config.reset_frames)
             loss, aux_loss = self._fit(config.fit_steps)
             evaluation = self._rollouts(config.eval_episodes, EVAL_SEED, beta=0.0, record=False)
             self.iteration += 1
@@ -217,6 +224,13 @@ class Distiller:
             count = min(self.config.num_envs, episodes - start)
             successes += self._round(list(range(first_seed + start, first_seed + start + count)), beta, record)
         return float(np.mean(successes))
+
+    def _first_frames(self, count: int, first_seed: int) -> None:
+        """Record `count` scenes at their first frame, labelled with the teacher's action there."""
+        num_envs = self.config.num_envs
+        for start in range(0, count, num_envs):
+            obs, _ = self.envs.reset(seed=list(range(first_seed + start, first_seed + start + num_envs)))
+            self.data.add_batch(obs, self.teacher(obs["state"]), np.arange(num_envs) < count - start)
 
     def _round(self, seeds: list[int], beta: float, record: bool) -> list[bool]:
         num_envs = self.config.num_envs
