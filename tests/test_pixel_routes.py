@@ -15,6 +15,7 @@ from tidyarm.rl.pixel_actor import PixelNetConfig
 from tidyarm.rl.policy_io import load_policy
 from tidyarm.rl.train import TrainConfig, resume, train
 from tidyarm.rl.vsac import VisualSACConfig
+from tidyarm.sim.env import EnvConfig
 
 TINY_NET = PixelNetConfig(image_size=16, supersample=1, filters=8, feature_dim=16, hidden_dims=(32, 32))
 TINY_RL = dict(batch_size=16, learning_starts=40, bc_warmup_steps=5, critic_warmup_steps=5)
@@ -109,7 +110,8 @@ def test_first_frames_add_one_labelled_scene_each_at_the_arm_s_start(tmp_path):
     assert distiller.data.size == distiller.max_steps + 3  # one 50-step episode, then three first frames
     first_frames = slice(distiller.max_steps, distiller.max_steps + 3)
     states = distiller.data.arrays("state")[first_frames]
-    targets = np.concatenate([distiller.data.arrays("state")[:1], states])[:, 21:24]  # reach's target_pos
+    target = EnvConfig(task="reach").make().state_layout["target_pos"]
+    targets = np.concatenate([distiller.data.arrays("state")[:1], states])[:, target]
     assert len({tuple(target) for target in targets.round(6)}) == 4  # each a scene the episode did not show
     np.testing.assert_allclose(distiller.data.arrays("action")[first_frames], distiller.teacher(states), atol=1e-6)
 
