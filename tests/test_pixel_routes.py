@@ -110,9 +110,11 @@ def test_first_frames_add_one_labelled_scene_each_at_the_arm_s_start(tmp_path):
     assert distiller.data.size == distiller.max_steps + 3  # one 50-step episode, then three first frames
     first_frames = slice(distiller.max_steps, distiller.max_steps + 3)
     states = distiller.data.arrays("state")[first_frames]
-    target = EnvConfig(task="reach").make().state_layout["target_pos"]
-    targets = np.concatenate([distiller.data.arrays("state")[:1], states])[:, target]
-    assert len({tuple(target) for target in targets.round(6)}) == 4  # each a scene the episode did not show
+    env = EnvConfig(task="reach").make()
+    target_part = env.state_layout["target_pos"]
+    env.close()
+    targets = np.concatenate([distiller.data.arrays("state")[:1], states])[:, target_part]
+    assert len({tuple(row) for row in targets.round(6)}) == 4  # each a scene the episode did not show
     np.testing.assert_allclose(distiller.data.arrays("action")[first_frames], distiller.teacher(states), atol=1e-6)
 
 
