@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from tidyarm.sim import Randomization, So101Env, make_expert
-from tidyarm.sim.jaw_view import jaw_window, project_to_front
 
 
 def test_state_layout_covers_the_vector():
@@ -80,38 +79,3 @@ def test_workspace_bounds_hold_the_target():
     target = env.control.ee_target
     assert np.all(target >= env.control.workspace.low) and np.all(target <= env.control.workspace.high)
     assert np.linalg.norm(target[:2] - env.kin.pan_axis_xy) <= env.control.workspace.max_radius + 1e-9
-
-
-def test_front_projection_lands_on_the_rendered_cube():
-    env = So101Env("lift", randomization=Randomization.off())
-    env.reset(seed=3)
-    cube_top = env.task.cube_pos(env.data) + [0, 0, 0.012]
-    column, row = project_to_front(cube_top, 128)
-    pixel = env.render_camera("front", (128, 128))[int(row), int(column)].astype(int)
-    assert pixel[0] > pixel[1] + 60 and pixel[0] > pixel[2] + 60, pixel  # the red cube, not the table
-    env.close()
-
-
-def test_jaw_window_centres_the_tool_point_and_clamps_at_the_edges():
-    tool = np.array([0.25, 0.05, 0.08])
-    column, row = project_to_front(tool, 64)
-    front = np.zeros((64, 64, 3), np.uint8)
-    front[int(row) - 1:int(row) + 1, int(column) - 1:int(column) + 1] = 255
-    window = jaw_window(front, tool, 16)  # 32 px of the front image, halved
-    bright = np.argwhere(window[..., 0] > 0)
-    assert np.abs(bright.mean(axis=0) - 8).max() <= 1.5, bright
-    far = jaw_window(front, np.array([0.3, 2.0, 0.05]), 16)  # off the image: a window at its edge, same size
-    assert far.shape == (16, 16, 3) and far.dtype == np.uint8
-    with pytest.raises(ValueError, match=r"\(60, 60, 3\).*multiple of 2 x 16"):
-        jaw_window(np.zeros((60, 60, 3), np.uint8), tool, 16)
-
-
-def test_jaw_view_in_observations_and_its_bad_settings():
-    env = So101Env("lift", obs_mode="pixels", image_size=16, supersample=4, cameras=("wrist", "jaw"))
-    observation, _ = env.reset(seed=0)
-    assert list(observation) == ["proprio", "wrist", "jaw"] and env.observation_space.contains(observation)
-    front = env.render_camera("front", (64, 64))
-    np.testing.assert_array_equal(observation["jaw"], jaw_window(front, observation["proprio"][12:15], 16))
-    env.close()
-    with pytest.raises(ValueError, match="even supersample.*supersample 3"):
-        So101Env("lift", obs_mode="pixels", image_size=16, supersample=3, cameras=("jaw",))

@@ -18,7 +18,7 @@ from tidyarm.rl.encoder import POOLINGS, ImageEncoder, feature_trunk, stack_came
 from tidyarm.rl.fast_linear import linear
 from tidyarm.rl.frame_stack import FrameStacker
 from tidyarm.rl.networks import LOG_STD_MAX, LOG_STD_MIN, ObsNormalizer, squashed_sample
-from tidyarm.sim.env import CAMERAS, IMAGE_VIEWS, PROPRIO_SIZE
+from tidyarm.sim.env import CAMERAS, PROPRIO_SIZE
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class PixelNetConfig:
     """What a pixel policy sees and how big its networks are."""
 
     cameras: tuple[str, ...] = CAMERAS
-    """Views the policy looks at: wrist, front, and jaw (a window of the front camera around the gripper)."""
+    """Cameras the policy looks at (wrist, front)."""
     image_size: int = 32
     """Height and width of the images the networks see (8 .. 128)."""
     supersample: int = 4
@@ -45,9 +45,9 @@ class PixelNetConfig:
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling {self.pooling!r}: expected one of {list(POOLINGS)}")
-        unknown = [camera for camera in self.cameras if camera not in IMAGE_VIEWS]
+        unknown = [camera for camera in self.cameras if camera not in CAMERAS]
         if not self.cameras or unknown:
-            raise ValueError(f"cameras {list(self.cameras)}: expected one or more of {list(IMAGE_VIEWS)}")
+            raise ValueError(f"cameras {list(self.cameras)}: expected one or more of {list(CAMERAS)}")
         for name, low, high in (("image_size", 8, 128), ("supersample", 1, 16), ("frame_stack", 1, 8),
                                 ("filters", 1, 512), ("feature_dim", 1, 4096)):
             value = getattr(self, name)

@@ -17,7 +17,7 @@ import torch
 from tidyarm.eval import resolve_policy
 from tidyarm.rl.checkpoint import write_json
 from tidyarm.rl.policy_io import LoadedPolicy, check_policy_fits_env
-from tidyarm.robot.robot_env import RobotEnv, physical_cameras
+from tidyarm.robot.robot_env import RobotEnv
 from tidyarm.robot.sim_robot import ROBOT_PRESETS, make_robot
 from tidyarm.stats import wilson_interval
 
@@ -70,7 +70,7 @@ def make_robot_env(robot_name: str, loaded: LoadedPolicy, realtime: bool = False
     config = loaded.env_config
     side = config.image_size * config.supersample
     robot = make_robot(robot_name, task=config.task, realtime=realtime, seed=seed, control_hz=config.control_hz,
-                       camera_size=(side, side), cameras=tuple(physical_cameras(config.cameras)))
+                       camera_size=(side, side), cameras=config.cameras)
     return RobotEnv(robot, config, max_episode_steps=max_steps)
 
 

@@ -20,8 +20,7 @@ from PIL import Image
 
 from tidyarm.robot.base import Robot, RobotObservation
 from tidyarm.sim.control import ArmKinematics, make_control
-from tidyarm.sim.env import CAMERAS, PROPRIO_SIZE, EnvConfig
-from tidyarm.sim.jaw_view import JAW_VIEW, jaw_window
+from tidyarm.sim.env import PROPRIO_SIZE, EnvConfig
 from tidyarm.sim.robot import HOME_QPOS
 from tidyarm.sim.scene import build_scene
 from tidyarm.sim.tasks import TASKS
@@ -35,7 +34,7 @@ class RobotEnv(gym.Env):
     def __init__(self, robot: Robot, config: EnvConfig, max_episode_steps: int | None = None):
         if config.obs_mode != "pixels":
             raise ValueError(f"RobotEnv gives 'pixels' observations; the env config asks for {config.obs_mode!r}")
-        missing = [camera for camera in physical_cameras(config.cameras) if camera not in robot.cameras]
+        missing = [camera for camera in config.cameras if camera not in robot.cameras]
         if missing:
             raise ValueError(f"the policy needs camera(s) {missing}; the robot has {list(robot.cameras)}")
         if abs(robot.control_hz - config.control_hz) > 1e-6:
@@ -105,18 +104,9 @@ class RobotEnv(gym.Env):
     def _observation(self, reading: RobotObservation, sent: np.ndarray | None) -> dict:
         joint_vel = reading.joint_vel if reading.joint_vel is not None else np.zeros(len(reading.joint_pos))
         command = sent if sent is not None else reading.joint_pos
-        tool_pos = self.fk.site_xpos[self.kin.site_id].copy()
-        proprio = np.concatenate([reading.joint_pos, joint_vel, tool_pos, command])
-        return {"proprio": proprio.astype(np.float32), **self._images(reading, tool_pos)}
-
-    def _images(self, reading: RobotObservation, tool_pos: np.ndarray) -> dict[str, np.ndarray]:
-        images = {camera: preprocess(reading.images[camera], self.image_hw) for camera in self.cameras
-                  if camera != JAW_VIEW}
-        if JAW_VIEW in self.cameras:  # cropped from the front frame brought to So101Env's rendered size
-            side = self.image_hw[0] * self.supersample
-            front = preprocess(reading.images["front"], (side, side))
-            images[JAW_VIEW] = jaw_window(front, tool_pos, self.image_hw[0])
-        return {camera: images[camera] for camera in self.cameras}
+        proprio = np.concatenate([reading.joint_pos, joint_vel, self.fk.site_xpos[self.kin.site_id], command])
+        images = {camera: preprocess(reading.images[camera], self.image_hw) for camera in self.cameras}
+        return {"proprio": proprio.astype(np.float32), **images}
 
     def _info(self, sent: np.ndarray | None) -> dict:
         info = {"sent": sent, "safety": dict(self.robot.safety.counts)}
@@ -124,12 +114,6 @@ class RobotEnv(gym.Env):
         if oracle is not None:
             info["oracle_success"] = bool(oracle())
         return info
-
-
-def physical_cameras(views: tuple[str, ...]) -> list[str]:
-    """The robot cameras a policy's views come from (the jaw view is cut from the front camera's frame)."""
-    needed = {"front" if view == JAW_VIEW else view for view in views}
-    return [camera for camera in CAMERAS if camera in needed]
 
 
 def pixel_observation_space(config: EnvConfig) -> gym.spaces.Dict:

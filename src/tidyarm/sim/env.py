@@ -28,7 +28,6 @@ import mujoco
 import numpy as np
 
 from tidyarm.sim.control import ACTION_MODES, ArmKinematics, make_control
-from tidyarm.sim.jaw_view import JAW_VIEW, jaw_window
 from tidyarm.sim.randomize import Randomization, Randomizer
 from tidyarm.sim.robot import ARM_XML, HOME_QPOS, JOINT_NAMES
 from tidyarm.sim.scene import build_scene
@@ -36,7 +35,6 @@ from tidyarm.sim.tasks import TASKS
 
 OBS_MODES = ("state", "pixels", "state+pixels")
 CAMERAS = ("wrist", "front")
-IMAGE_VIEWS = (*CAMERAS, JAW_VIEW)  # what pixel observations may hold: the two cameras and the jaw view
 # What a real arm reports too (its driver knows the last goal position it wrote to the servos).
 PROPRIO_LAYOUT = {"joint_pos": 6, "joint_vel": 6, "tool_pos": 3, "joint_command": 6}
 PROPRIO_SIZE = sum(PROPRIO_LAYOUT.values())
@@ -61,7 +59,7 @@ class So101Env(gym.Env):
         _check_choice("action_mode", action_mode, ACTION_MODES)
         _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
         for camera in cameras:
-            _check_choice("camera", camera, IMAGE_VIEWS)
+            _check_choice("camera", camera, CAMERAS)
         substeps = round(1.0 / (control_hz * PHYSICS_TIMESTEP))
         if not 1 <= substeps <= 200:
             raise ValueError(f"control_hz = {control_hz}: expected 1..200 Hz (physics runs at 200 Hz)")
@@ -72,10 +70,6 @@ class So101Env(gym.Env):
             raise ValueError(f"supersample = {supersample}: expected an integer in 1 .. 16")
         self.supersample = int(supersample)
         self.cameras, self.terminate_on_success = tuple(cameras), terminate_on_success
-        self._jaw = JAW_VIEW in self.cameras
-        if self._jaw and (self.image_hw[0] != self.image_hw[1] or self.supersample % 2):
-            raise ValueError(f"the jaw view needs square images and an even supersample; got image size "
-                             f"{self.image_hw} and supersample {self.supersample}")
         self.render_mode, self.render_size = render_mode, render_size
         self.metadata = {**self.metadata, "render_fps": self.control_hz}
 
@@ -173,32 +167,18 @@ class So101Env(gym.Env):
     def camera_image(self, camera: str) -> np.ndarray:
         """The observation image of one camera: rendered at `supersample` x the image size, then area-averaged,
         so a 16-px image is a faithful thumbnail of the scene instead of an aliased sample of it."""
-        return self._downsample(self.render_camera(camera, self._render_hw()))
-
-    def _render_hw(self) -> tuple[int, int]:
-        return self.image_hw[0] * self.supersample, self.image_hw[1] * self.supersample
-
-    def _downsample(self, image: np.ndarray) -> np.ndarray:
         if self.supersample == 1:
-            return image
+            return self.render_camera(camera)
         (height, width), factor = self.image_hw, self.supersample
+        image = self.render_camera(camera, (height * factor, width * factor))
         blocks = image.reshape(height, factor, width, factor, 3).mean(axis=(1, 3), dtype=np.float32)
         return np.round(blocks).astype(np.uint8)
-
-    def _images(self, proprio: np.ndarray) -> dict[str, np.ndarray]:
-        """Every view in `cameras`; the front camera is rendered once even when the jaw view crops it too."""
-        needed = [camera for camera in CAMERAS if camera in self.cameras or (camera == "front" and self._jaw)]
-        rendered = {camera: self.render_camera(camera, self._render_hw()) for camera in needed}
-        images = {camera: self._downsample(image) for camera, image in rendered.items()}
-        if self._jaw:
-            images[JAW_VIEW] = jaw_window(rendered["front"], proprio[self.state_layout["tool_pos"]], self.image_hw[0])
-        return {camera: images[camera] for camera in self.cameras}
 
     def _observation(self):
         proprio = self._proprio()
         if self.obs_mode == "state":
             return self._state(proprio)
-        images = self._images(proprio)
+        images = {camera: self.camera_image(camera) for camera in self.cameras}
         if self.obs_mode == "pixels":
             return {"proprio": proprio.astype(np.float32), **images}
         return {"proprio": proprio.astype(np.float32), "state": self._state(proprio), **images}

@@ -102,20 +102,16 @@ def _add_lights(spec: mujoco.MjSpec) -> None:
     spec.visual.headlight.diffuse = [0.2, 0.2, 0.2]
 
 
-def front_camera_axes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(right, up, forward) unit vectors of the nominal front camera, in world coordinates."""
-    forward = np.array(FRONT_CAMERA_LOOKAT) - np.array(FRONT_CAMERA_POS)
+def _add_front_camera(spec: mujoco.MjSpec) -> None:
+    position = np.array(FRONT_CAMERA_POS)
+    forward = np.array(FRONT_CAMERA_LOOKAT) - position
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, [0, 0, 1.0])
     right /= np.linalg.norm(right)
-    return right, np.cross(right, forward), forward
-
-
-def _add_front_camera(spec: mujoco.MjSpec) -> None:
-    right, up, forward = front_camera_axes()
+    up = np.cross(right, forward)
     quat = np.zeros(4)
     mujoco.mju_mat2Quat(quat, np.column_stack([right, up, -forward]).ravel())
-    spec.worldbody.add_camera(name="front", pos=FRONT_CAMERA_POS, quat=quat, fovy=FRONT_CAMERA_FOVY)
+    spec.worldbody.add_camera(name="front", pos=position, quat=quat, fovy=FRONT_CAMERA_FOVY)
 
 
 def _add_cube(spec: mujoco.MjSpec) -> None:
