@@ -1,7 +1,5 @@
 """Imitation policies on synthetic tensors: chunks, normalization, each policy learns, acting checks its inputs."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -190,28 +188,3 @@ def test_relative_actions_are_added_to_the_current_state(kind):
     assert torch.isfinite(loss)
     with pytest.raises(ValueError, match="relative actions need input 'observation.state'"):
         make_il_policy(kind, TINY[kind], InputSpec.from_features(features, (ENV,)), stats, relative=True)
-
-
-def test_per_step_action_stats_give_each_chunk_position_its_own_range():
-    """State and action ramp together (both 2t): chunk position h always holds the state plus 2(h + offset), so
-    per-step stats have no spread at any position and any network output decodes to that ramp; one shared
-    range over all positions could not."""
-    frames, features, bounds = synthetic()
-    frames[STATE] = np.repeat(2.0 * np.arange(len(frames[STATE]), dtype=np.float32)[:, None], 6, axis=1)
-    frames["action"] = frames[STATE].copy()
-    config = dataclasses.replace(TINY["diffusion"], per_step_action_norm=True)
-    spec = InputSpec.from_features(features, (STATE, ENV))
-    stats = {name: compute_stats(frames[name]) for name in (STATE, ENV, "action")}
-    shape = make_il_policy("diffusion", config, spec, stats)
-    sampler = ChunkSampler(frames, bounds, spec.names, shape.n_obs_steps, shape.horizon, shape.action_offset)
-    relative = sampler.relative_action_stats(STATE, shape.per_step_action_stats)
-    ramp = 2.0 * (shape.action_offset + np.arange(shape.horizon))
-    assert np.allclose(relative["mean"], np.repeat(ramp[:, None], 6, axis=1))
-    assert np.allclose(relative["std"], 0.0, atol=1e-5)
-    policy = make_il_policy("diffusion", config, spec, {**stats, "action": relative}, relative=True)
-    policy.reset()
-    frame = {STATE: frames[STATE][10], ENV: frames[ENV][10]}
-    executed = [policy.select_action(frame) for _ in range(config.n_action_steps)]  # one sample's queue
-    assert np.allclose(executed, frames[STATE][10] + 2.0 * np.arange(config.n_action_steps)[:, None], atol=1e-3)
-    loss, _ = policy.loss(sampler.sample(8))
-    assert torch.isfinite(loss)

@@ -49,7 +49,6 @@ class ILPolicy(nn.Module):
     n_obs_steps = 1  # frames of observation history the network sees
     horizon = 1  # actions predicted per inference
     action_offset = 0  # first predicted action relative to the current frame
-    per_step_action_stats = False  # relative action stats per chunk position (horizon, A) rather than (A,)
 
     def __init__(self, config, spec: InputSpec, stats: dict[str, dict], image_feature_dim: int = 64,
                  relative: bool = False):
@@ -126,8 +125,7 @@ class ILPolicy(nn.Module):
         return action.numpy().astype(np.float32)
 
     def to_absolute(self, actions: torch.Tensor) -> torch.Tensor:
-        """Normalized network output (..., A), or a whole (horizon, A) chunk with per-step stats -> joint
-        targets in dataset units, relative to the newest frame."""
+        """Normalized network output (..., A) -> joint targets in dataset units, relative to the newest frame."""
         actions = self.action_norm.inverse(actions)
         return actions + self.history[-1][STATE].float() if self.relative else actions
 

@@ -54,18 +54,12 @@ class ChunkSampler:
         is_pad = (action_steps < start[:, None]) | (action_steps >= stop[:, None])
         return obs_steps, np.clip(action_steps, start[:, None], stop[:, None] - 1), is_pad
 
-    def relative_action_stats(self, state: str, per_step: bool = False) -> dict[str, list]:
-        """Normalization stats of every (unpadded) chunk action minus the state of the frame it is predicted at:
-        one set per action dimension, or with `per_step` one per chunk position and dimension ((horizon, A)
-        nested lists). A chunk's near actions differ from the state by a few degrees and its far ones by tens;
-        one scale for all squeezes the near ones, which are the ones executed, into a sliver of the range."""
+    def relative_action_stats(self, state: str) -> dict[str, list[float]]:
+        """Normalization stats of every (unpadded) chunk action minus the state of the frame it is predicted at."""
         obs_steps, action_steps, is_pad = self.indices(np.arange(len(self)))
         actions = self.tensors[ACTION].numpy()[action_steps]  # (N, horizon, A)
         relative = actions - self.tensors[state].numpy()[obs_steps[:, -1]][:, None]
-        if not per_step:
-            return compute_stats(relative[~is_pad])
-        positions = [compute_stats(relative[~is_pad[:, step], step]) for step in range(self.horizon)]
-        return {key: [stats[key] for stats in positions] for key in positions[0]}
+        return compute_stats(relative[~is_pad])
 
     def gather(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """Batch of these sample rows: inputs (B, n_obs, ...), action (B, horizon, A), action_is_pad (B, horizon)."""

@@ -49,8 +49,6 @@ class DiffusionConfig:
     """Largest EMA decay."""
     image_feature_dim: int = 64
     """Features per camera from the shared camera encoder (image inputs only)."""
-    per_step_action_norm: bool = False
-    """Relative actions only: min-max normalize each chunk position on its own range, not one range for all."""
 
     def __post_init__(self) -> None:
         if self.n_obs_steps < 1 or not 1 <= self.n_action_steps <= self.horizon - self.n_obs_steps + 1:
@@ -71,7 +69,6 @@ class DiffusionPolicy(ILPolicy):
     def __init__(self, config: DiffusionConfig, spec: InputSpec, stats: dict[str, dict], relative: bool = False):
         self.n_obs_steps, self.horizon = config.n_obs_steps, config.horizon
         self.action_offset = 1 - config.n_obs_steps  # the chunk starts at the oldest observed frame
-        self.per_step_action_stats = config.per_step_action_norm
         super().__init__(config, spec, stats, config.image_feature_dim, relative)
         self.unet = ConditionalUnet1D(spec.action_dim, config.n_obs_steps * self.frame_dim, config.down_dims,
                                       config.kernel_size, config.groups, config.step_embed_dim)
@@ -123,5 +120,5 @@ class DiffusionPolicy(ILPolicy):
             shape = (1, self.horizon, self.spec.action_dim)
             chunk = self.schedule.sample(lambda x, t: self.unet(x, t, cond), shape, self.config.inference_steps)[0]
             first = self.n_obs_steps - 1  # the chunk's row for the current step
-            self.queue.extend(self.to_absolute(chunk)[first: first + self.config.n_action_steps])
+            self.queue.extend(self.to_absolute(chunk[first: first + self.config.n_action_steps]))
         return self.queue.popleft()

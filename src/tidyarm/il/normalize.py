@@ -26,10 +26,7 @@ def compute_stats(values: np.ndarray) -> dict[str, list[float]]:
 
 
 class Normalizer(nn.Module):
-    """Normalize (and unnormalize) one feature; stats are buffers, so they move with .to(device).
-
-    Stats are per dimension (A,), or per chunk position and dimension (horizon, A) for action chunks (see
-    ChunkSampler.relative_action_stats); either broadcasts over the leading batch axes."""
+    """Normalize (and unnormalize) one 1-D feature; stats are buffers, so they move with .to(device)."""
 
     def __init__(self, stats: dict[str, list[float]], mode: str):
         super().__init__()
@@ -48,6 +45,10 @@ class Normalizer(nn.Module):
             shift, scale = (high + low) / 2, ((high - low) / 2).clamp_min(EPS)
         self.register_buffer("shift", shift, persistent=False)
         self.register_buffer("scale", scale, persistent=False)
+
+    @property
+    def dim(self) -> int:
+        return self.shift.shape[0]
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         return (values - self.shift) / self.scale

@@ -51,9 +51,7 @@ class ILTrainer:
         self.sampler = ChunkSampler(self.demos.frames, self.demos.episode_bounds(), self.spec.names,
                                     shape.n_obs_steps, shape.horizon, shape.action_offset, seed=config.seed)
         if config.relative_actions:
-            stats = {**stats, ACTION: self.sampler.relative_action_stats(STATE, shape.per_step_action_stats)}
-        elif shape.per_step_action_stats:
-            raise ValueError("per-step action normalization needs relative actions; drop --no-relative-actions")
+            stats = {**stats, ACTION: self.sampler.relative_action_stats(STATE)}
         self.policy = make_il_policy(config.policy, config.policy_config, self.spec, stats, config.relative_actions)
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=config.peak_lr,
                                            weight_decay=config.weight_decay)
