@@ -118,20 +118,6 @@ def test_first_frames_add_one_labelled_scene_each_at_the_arm_s_start(tmp_path):
     np.testing.assert_allclose(distiller.data.arrays("action")[first_frames], distiller.teacher(states), atol=1e-6)
 
 
-def test_action_noise_moves_the_arm_off_the_teacher_s_path_but_labels_stay_clean(tmp_path):
-    runs = {}
-    for name, noise in (("clean", 0.0), ("noisy", 0.5)):
-        runs[name] = Distiller(tiny_distill(tmp_path / name, iterations=1, method="bc", action_noise=noise))
-        runs[name].run()
-    states = runs["noisy"].data.arrays("state")
-    np.testing.assert_allclose(runs["noisy"].data.arrays("action"), runs["noisy"].teacher(states), atol=1e-6)
-    clean_states = runs["clean"].data.arrays("state")
-    np.testing.assert_allclose(states[0], clean_states[0])  # the same scene ...
-    assert np.abs(states[1:, :6] - clean_states[1:, :6]).max() > 0.05  # ... driven along another path (rad)
-    with pytest.raises(ValueError, match="action_noise = -0.1"):
-        tiny_distill(tmp_path / "bad", action_noise=-0.1)
-
-
 def test_teacher_must_be_a_saved_state_policy(tmp_path):
     with pytest.raises(ValueError, match="built-in policy"):
         load_teacher("expert")

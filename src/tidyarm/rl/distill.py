@@ -79,10 +79,6 @@ class DistillConfig:
     reset_frames: int = 0
     """Extra scenes per round recorded at their first frame only (a reset and a render each, no rollout). A
     round's episodes hold only as many object placements as episodes; these add placements cheaply."""
-    action_noise: float = 0.0
-    """Std of Gaussian noise added to the executed actions of collection episodes, labels staying the teacher's
-    clean actions (DART, Laskey et al. 2017): the data then shows the teacher recovering from the drift a
-    student makes. 0.2 lowers pretrained:lift's own success from about 93% to 73%."""
     eval_episodes: int = 20
     """Student episodes per evaluation (after every round), on seeds collection never uses."""
     num_envs: int = 2
@@ -112,8 +108,6 @@ class DistillConfig:
             raise ValueError(f"lr = {self.lr}: expected a finite number > 0")
         if not 0.0 <= self.color_jitter < 1.0:
             raise ValueError(f"color_jitter = {self.color_jitter}: expected 0 <= value < 1")
-        if not (np.isfinite(self.action_noise) and self.action_noise >= 0):
-            raise ValueError(f"action_noise = {self.action_noise}: expected a finite number >= 0")
         if not (np.isfinite(self.aux_weight) and self.aux_weight >= 0):
             raise ValueError(f"aux_weight = {self.aux_weight}: expected a finite number >= 0")
 
@@ -224,7 +218,7 @@ class Distiller:
     def _rollouts(self, episodes: int, first_seed: int, beta: float, record: bool) -> float:
         """Run `episodes` episodes, num_envs at a time; returns their success rate. With `record`, every
         observation is stored with the teacher's action. Each step executes the teacher's action with
-        probability beta (per env and step), the student's otherwise, with action_noise added while recording."""
+        probability beta (per env and step), the student's otherwise."""
         successes = []
         for start in range(0, episodes, self.config.num_envs):
             count = min(self.config.num_envs, episodes - start)
@@ -253,9 +247,6 @@ class Distiller:
                 action = np.where(use_teacher[:, None], teacher_action, action)
             if record:
                 self.data.add_batch(obs, teacher_action, active)
-                if self.config.action_noise:
-                    noise = self.rng.normal(0.0, self.config.action_noise, action.shape)
-                    action = np.clip(action + noise, -1.0, 1.0).astype(action.dtype)
             obs, _, terminated, truncated, info = self.envs.step(action)
             done = terminated | truncated
             step_success = np.array(info["success"], dtype=bool)
