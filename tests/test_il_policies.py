@@ -18,7 +18,10 @@ TINY = {"bc": BCConfig(hidden_dims=(64, 64), dropout=0.0),
         "act": ACTConfig(chunk_size=4, d_model=32, n_heads=4, ff_dim=64, encoder_layers=1, vae_layers=1,
                          latent_dim=4, kl_weight=1.0, dropout=0.0),
         "diffusion": DiffusionConfig(horizon=8, n_action_steps=4, down_dims=(16, 32), groups=4, step_embed_dim=16,
-                                     inference_steps=5)}
+                                     inference_steps=5),
+        "diffusion-transformer": DiffusionConfig(horizon=8, n_action_steps=4, denoiser="transformer",
+                                                 transformer_width=32, transformer_layers=1, transformer_dropout=0.0,
+                                                 inference_steps=5)}
 
 
 def synthetic(frames_per_episode=(30, 40, 30), image_size=16, seed=0):
@@ -36,11 +39,13 @@ def synthetic(frames_per_episode=(30, 40, 30), image_size=16, seed=0):
     return frames, features, list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def build(kind, inputs=(STATE, ENV), config=None):
+def build(name, inputs=(STATE, ENV), config=None):
+    """A policy of kind `name` (or "diffusion-transformer") on the synthetic episodes, and their sampler."""
+    kind = name.split("-")[0]
     frames, features, bounds = synthetic()
     spec = InputSpec.from_features(features, inputs)
     stats = {name: compute_stats(frames[name]) for name in (STATE, ENV, "action")}
-    policy = make_il_policy(kind, config or TINY[kind], spec, stats)
+    policy = make_il_policy(kind, config or TINY[name], spec, stats)
     sampler = ChunkSampler(frames, bounds, spec.names, policy.n_obs_steps, policy.horizon, policy.action_offset)
     return policy, sampler, frames
 
@@ -67,7 +72,7 @@ def test_normalizer_modes_round_trip():
         Normalizer(stats, "zscore")
 
 
-@pytest.mark.parametrize("kind", ["bc", "act", "diffusion"])
+@pytest.mark.parametrize("kind", ["bc", "act", "diffusion", "diffusion-transformer"])
 def test_each_policy_learns_and_acts(kind, one_torch_thread):
     torch.manual_seed(0)
     policy, sampler, frames = build(kind)
@@ -153,15 +158,24 @@ def test_diffusion_samples_stay_inside_the_demos_action_range():
         assert np.all((sampled >= low - 1e-3) & (sampled <= high + 1e-3)), (sampled, low, high)
 
 
-def test_description_rebuilds_the_same_network():
-    policy, _, frames = build("act")
+@pytest.mark.parametrize("name", ["act", "diffusion-transformer"])
+def test_description_rebuilds_the_same_network(name):
+    policy, _, frames = build(name)
     rebuilt = policy_from_description(policy.describe())
     rebuilt.load_state_dict(policy.state_dict())
     frame = {STATE: frames[STATE][0], ENV: frames[ENV][0]}
     policy.reset()
-    assert np.allclose(policy.select_action(frame), rebuilt.select_action(frame))
+    torch.manual_seed(0)  # diffusion samples from noise: the same noise for both
+    expected = policy.select_action(frame)
+    torch.manual_seed(0)
+    assert np.allclose(expected, rebuilt.select_action(frame))
     with pytest.raises(ValueError, match="chunk_sise"):
         policy_from_description({**policy.describe(), "config": {"chunk_sise": 3}})
+
+
+def test_unknown_denoiser_is_named():
+    with pytest.raises(ValueError, match="denoiser = 'wavenet'"):
+        DiffusionConfig(denoiser="wavenet")
 
 
 @pytest.mark.parametrize("kind", ["bc", "act", "diffusion"])

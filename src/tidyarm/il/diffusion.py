@@ -13,11 +13,15 @@ from collections import deque
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from tidyarm.il.base import ILPolicy
 from tidyarm.il.ddim import NoiseSchedule
 from tidyarm.il.features import InputSpec
+from tidyarm.il.transformer_denoiser import TransformerDenoiser
 from tidyarm.il.unet1d import ConditionalUnet1D
+
+DENOISERS = ("unet", "transformer")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class DiffusionConfig:
     n_action_steps: int = 4
     """Actions executed per sample, starting at the current step (the paper's 8 scored 36% on place against 48%
     for 4 and 42% for 2, one 30k-step checkpoint, 100 episodes each)."""
+    denoiser: str = "unet"
+    """unet (1-D conv U-Net with FiLM) or transformer (action tokens cross-attending to the observation)."""
     down_dims: tuple[int, ...] = (64, 128, 256)
     """Channel widths of the U-Net levels (the paper's 256/512/1024 is GPU-sized)."""
     kernel_size: int = 5
@@ -38,7 +44,15 @@ class DiffusionConfig:
     groups: int = 8
     """GroupNorm groups."""
     step_embed_dim: int = 128
-    """Size of the diffusion-step embedding."""
+    """Size of the U-Net's diffusion-step embedding."""
+    transformer_width: int = 128
+    """Transformer denoiser: token width."""
+    transformer_layers: int = 4
+    """Transformer denoiser: decoder layers."""
+    transformer_heads: int = 4
+    """Transformer denoiser: attention heads."""
+    transformer_dropout: float = 0.1
+    """Transformer denoiser: dropout in every layer."""
     train_steps: int = 100
     """DDPM noise levels in training."""
     inference_steps: int = 10
@@ -55,11 +69,24 @@ class DiffusionConfig:
             raise ValueError(f"n_obs_steps = {self.n_obs_steps}, horizon = {self.horizon}, n_action_steps = "
                              f"{self.n_action_steps}: expected n_obs_steps >= 1 and 1 <= n_action_steps <= "
                              "horizon - n_obs_steps + 1")
-        if self.horizon % 2 ** (len(self.down_dims) - 1):
+        if self.denoiser not in DENOISERS:
+            raise ValueError(f"denoiser = {self.denoiser!r}: expected one of {list(DENOISERS)}")
+        if self.denoiser == "transformer" and self.transformer_width % self.transformer_heads:
+            raise ValueError(f"transformer_width = {self.transformer_width} is not divisible by "
+                             f"transformer_heads = {self.transformer_heads}")
+        if self.denoiser == "unet" and self.horizon % 2 ** (len(self.down_dims) - 1):
             raise ValueError(f"horizon = {self.horizon} is not divisible by 2^{len(self.down_dims) - 1} "
                              f"(down_dims {self.down_dims})")
-        if min(self.down_dims) % self.groups:
+        if self.denoiser == "unet" and min(self.down_dims) % self.groups:
             raise ValueError(f"down_dims {self.down_dims} must be multiples of groups = {self.groups}")
+
+
+def _denoiser(config: DiffusionConfig, action_dim: int, frame_dim: int) -> nn.Module:
+    if config.denoiser == "transformer":
+        return TransformerDenoiser(action_dim, config.horizon, config.n_obs_steps, frame_dim, config.transformer_width,
+                                   config.transformer_layers, config.transformer_heads, config.transformer_dropout)
+    return ConditionalUnet1D(action_dim, config.n_obs_steps * frame_dim, config.down_dims, config.kernel_size,
+                             config.groups, config.step_embed_dim)
 
 
 class DiffusionPolicy(ILPolicy):
@@ -70,8 +97,7 @@ class DiffusionPolicy(ILPolicy):
         self.n_obs_steps, self.horizon = config.n_obs_steps, config.horizon
         self.action_offset = 1 - config.n_obs_steps  # the chunk starts at the oldest observed frame
         super().__init__(config, spec, stats, config.image_feature_dim, relative)
-        self.unet = ConditionalUnet1D(spec.action_dim, config.n_obs_steps * self.frame_dim, config.down_dims,
-                                      config.kernel_size, config.groups, config.step_embed_dim)
+        self.denoiser = _denoiser(config, spec.action_dim, self.frame_dim)
         self.schedule = NoiseSchedule(config.train_steps)
         self.queue: deque[torch.Tensor] = deque()
         self.ema: dict[str, torch.Tensor] = {}
@@ -84,7 +110,7 @@ class DiffusionPolicy(ILPolicy):
         actions, is_pad = batch["action"], batch["action_is_pad"]
         noise = torch.randn_like(actions)
         steps = torch.randint(0, self.schedule.train_steps, (len(actions),))
-        predicted = self.unet(self.schedule.add_noise(actions, noise, steps), steps, self.condition(batch))
+        predicted = self.denoiser(self.schedule.add_noise(actions, noise, steps), steps, self.condition(batch))
         mask = (~is_pad).unsqueeze(-1).float()
         loss = (((predicted - noise) ** 2) * mask).sum() / (mask.sum() * actions.shape[-1]).clamp_min(1.0)
         return loss, {"mse": loss.item()}
@@ -118,7 +144,7 @@ class DiffusionPolicy(ILPolicy):
         if not self.queue:
             cond = self.condition(self.history_batch())
             shape = (1, self.horizon, self.spec.action_dim)
-            chunk = self.schedule.sample(lambda x, t: self.unet(x, t, cond), shape, self.config.inference_steps)[0]
+            chunk = self.schedule.sample(lambda x, t: self.denoiser(x, t, cond), shape, self.config.inference_steps)[0]
             first = self.n_obs_steps - 1  # the chunk's row for the current step
             self.queue.extend(self.to_absolute(chunk[first: first + self.config.n_action_steps]))
         return self.queue.popleft()
