@@ -32,6 +32,7 @@ from tidyarm.eval import EVAL_SEED, resolve_policy
 from tidyarm.plots import plot_learning_curve
 from tidyarm.rl.agent_state import pack_agent_state, unpack_agent_state
 from tidyarm.rl.checkpoint import check_meta, find_checkpoint, load_tensors, read_json, save_checkpoint, write_json
+from tidyarm.rl.cube_locator import CubeLocator, detector_loss, in_view_labels
 from tidyarm.rl.encoder import color_jitter, default_shift_pad, random_shift, stack_cameras
 from tidyarm.rl.estimator_student import EstimatorStudent, estimated_features, state_template
 from tidyarm.rl.labelled_frames import LabelledFrames
@@ -39,6 +40,7 @@ from tidyarm.rl.logger import RunLogger
 from tidyarm.rl.networks import ObsNormalizer
 from tidyarm.rl.pixel_actor import PixelActor, PixelNetConfig, PixelPolicy, actor_inputs, observation_tensors
 from tidyarm.rl.policy_io import LoadedPolicy, export_pixel_policy
+from tidyarm.sim.tasks import TASKS
 from tidyarm.sim.vector import make_vector_env
 
 DAGGER_SEED = 3_000_000  # collection episodes use their own seeds, apart from training, demos and evaluation
@@ -76,6 +78,14 @@ class DistillConfig:
     """Colour-jitter strength on training images (0 = off); random shifts are always on."""
     aux_weight: float = 1.0
     """Weight of the auxiliary loss predicting the privileged task features from image features (0 = off)."""
+    locate_cube: bool = False
+    """Estimator student only: also learn to find the cube in the wrist image, and while it rests on the table
+    let the wrist camera's geometry place it (cube_locator.py) instead of the estimate."""
+    locate_batch: int = 32
+    """Frames per gradient step for the cube detector (with locate_cube)."""
+    locate_every: int = 4
+    """Fit the cube detector on every this many gradient steps: it learns from far fewer frames than the
+    estimator, and on every step it cost as much time again (24 ms per step of 32 frames, one thread)."""
     reset_frames: int = 0
     """Extra scenes per round recorded at their first frame only (a reset and a render each, no rollout). A
     round's episodes hold only as many object placements as episodes; these add placements cheaply."""
@@ -108,6 +118,13 @@ class DistillConfig:
             raise ValueError(f"lr = {self.lr}: expected a finite number > 0")
         if not 0.0 <= self.color_jitter < 1.0:
             raise ValueError(f"color_jitter = {self.color_jitter}: expected 0 <= value < 1")
+        if self.locate_cube and (self.student != "estimator" or "wrist" not in self.net.cameras):
+            raise ValueError(f"locate_cube needs student 'estimator' and the wrist camera; got student "
+                             f"{self.student!r} and cameras {list(self.net.cameras)}")
+        if self.locate_cube and not 1 <= self.locate_batch <= self.batch_size:
+            raise ValueError(f"locate_batch = {self.locate_batch}: expected 1 .. batch_size ({self.batch_size})")
+        if self.locate_every < 1:
+            raise ValueError(f"locate_every = {self.locate_every}: expected an integer >= 1")
         if not (np.isfinite(self.aux_weight) and self.aux_weight >= 0):
             raise ValueError(f"aux_weight = {self.aux_weight}: expected a finite number >= 0")
 
@@ -179,7 +196,8 @@ class Distiller:
         self.aux_index = torch.tensor(estimated)
         if self.config.student == "estimator":
             teacher_actor = copy.deepcopy(self.teacher.policy.actor)
-            self.student = EstimatorStudent(net, teacher_actor, estimated, state_template(state_layout))
+            locator = self._cube_locator(state_layout) if self.config.locate_cube else None
+            self.student = EstimatorStudent(net, teacher_actor, estimated, state_template(state_layout), locator)
             self.aux_head, self.task_normalizer = None, self.student.feature_normalizer
         else:
             self.student = PixelActor(net, self.action_dim, stochastic=False)
@@ -188,6 +206,14 @@ class Distiller:
         modules = [self.student] + ([self.aux_head] if self.aux_head else [])
         trained = [parameter for module in modules for parameter in module.parameters() if parameter.requires_grad]
         self.optimizer = torch.optim.Adam(trained, lr=self.config.lr)
+
+    def _cube_locator(self, state_layout: dict[str, slice]) -> CubeLocator:
+        task = self.env_config.task
+        missing = [name for name in ("cube_pos", "cube_to_grasp") if name not in state_layout]
+        if missing:
+            raise ValueError(f"locate_cube: the {task} task's state has no {missing} (features {list(state_layout)})")
+        return CubeLocator(TASKS[task].objects, self.config.net.image_size, state_layout["cube_pos"],
+                           state_layout["cube_to_grasp"])
 
     def run(self) -> Path:
         config, started = self.config, time.perf_counter()
@@ -198,11 +224,12 @@ class Distiller:
             collected = self._rollouts(config.episodes_per_iteration, seeds, beta, record=True)
             self._first_frames(config.reset_frames, FIRST_FRAME_SEED + 100_000 * config.seed
                                + self.iteration * config.reset_frames)
-            loss, aux_loss = self._fit(config.fit_steps)
+            loss, aux_loss, locate_loss = self._fit(config.fit_steps)
             evaluation = self._rollouts(config.eval_episodes, EVAL_SEED, beta=0.0, record=False)
             self.iteration += 1
             step = self.data.size  # x axis: labelled observations so far (env steps collected)
             self.logger.log(step, {"success_rate": collected, "beta": beta, "loss": loss, "aux_loss": aux_loss,
+                                   "locate_loss": locate_loss,
                                    "minutes": (time.perf_counter() - started) / 60}, "train")
             self.logger.log(step, {"success_rate": evaluation}, "eval")
             bar.update(1)
@@ -236,6 +263,7 @@ class Distiller:
         num_envs = self.config.num_envs
         padded = seeds + [seeds[-1]] * (num_envs - len(seeds))  # spare workers repeat an episode, unrecorded
         obs, _ = self.envs.reset(seed=padded)
+        self.student.reset_episode()
         student = self._student_actions
         active = np.arange(num_envs) < len(seeds)
         success = np.zeros(num_envs, dtype=bool)
@@ -264,28 +292,42 @@ class Distiller:
         return torch.tanh(mean).numpy()
 
     # -- fitting -------------------------------------------------------------------------------------------
-    def _fit(self, steps: int) -> tuple[float, float]:
+    def _fit(self, steps: int) -> tuple[float, float, float]:
         """Refit the student on the whole dataset: MSE between its deterministic action and the teacher's, plus
-        the auxiliary loss. Returns the last step's two losses."""
+        the auxiliary loss (and the cube detector's). Returns the last step's three losses."""
         net, pad = self.config.net, default_shift_pad(self.config.net.image_size)
         if self.iteration == 0:
             self.student.proprio_normalizer.fit(torch.as_tensor(self.data.arrays("proprio")))
             self.task_normalizer.fit(torch.as_tensor(self.data.arrays("state"))[:, self.aux_index])
         self.student.train()
-        loss = aux_loss = torch.zeros(())
-        for _ in range(steps):
+        loss = aux_loss = locate_loss = torch.zeros(())
+        for step in range(steps):
             obs, teacher_action = self.data.sample(self.config.batch_size, self.rng)
             tensors = observation_tensors(obs, net.cameras, torch.device("cpu"))
-            images = color_jitter(random_shift(stack_cameras(tensors, net.cameras), pad), self.config.color_jitter)
-            mean, predicted = self._forward_with_estimate(images, tensors["proprio"])
+            jittered = color_jitter(stack_cameras(tensors, net.cameras), self.config.color_jitter)
+            mean, predicted = self._forward_with_estimate(random_shift(jittered, pad), tensors["proprio"])
             loss = (torch.tanh(mean) - torch.as_tensor(teacher_action)).square().mean()
             task_features = self.task_normalizer(tensors["state"][:, self.aux_index])
             aux_loss = (predicted - task_features).square().mean()
+            total = loss + self.config.aux_weight * aux_loss
+            if self.config.locate_cube and step % self.config.locate_every == 0:
+                locate_loss = self._locate_loss(jittered, tensors)
+                total = total + locate_loss
             self.optimizer.zero_grad(set_to_none=True)
-            (loss + self.config.aux_weight * aux_loss).backward()
+            total.backward()
             self.optimizer.step()
         self.student.eval()
-        return float(loss.detach()), float(aux_loss.detach())
+        return float(loss.detach()), float(aux_loss.detach()), float(locate_loss.detach())
+
+    def _locate_loss(self, images: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The cube detector's loss on the first locate_batch frames, unshifted (a shift would move the target
+        pixel). Targets: the true cube projected through the wrist camera posed by the measured joints."""
+        locator, count = self.student.locator, self.config.locate_batch
+        cube_pos = tensors["state"][:count, locator.cube_pos].numpy()
+        pixel, in_view = in_view_labels(locator.geometry, cube_pos, tensors["proprio"][:count, :6].numpy())
+        predicted, in_view_logit = locator.detector(images[:count, self.student.wrist_channels])
+        return detector_loss(predicted, in_view_logit, torch.as_tensor(pixel, dtype=torch.float32),
+                             torch.as_tensor(in_view))
 
     def _forward_with_estimate(self, images: torch.Tensor, proprio: torch.Tensor):
         """The student's pre-tanh action mean and its standardized estimate of the task features."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tidyarm.rl.cube_locator import CubeLocator
 from tidyarm.rl.encoder import ImageEncoder, feature_trunk
 from tidyarm.rl.networks import Actor, ObsNormalizer
 from tidyarm.rl.pixel_actor import PixelNetConfig
@@ -45,10 +46,12 @@ def state_template(state_layout: dict[str, slice]) -> torch.Tensor:
 class EstimatorStudent(nn.Module):
     """Images + proprio -> estimated task features -> the frozen teacher actor -> (mean, None) of its action.
 
-    Same call signature and `net` attribute as PixelActor, so PixelPolicy deploys it unchanged.
+    Same call signature and `net` attribute as PixelActor, so PixelPolicy deploys it unchanged. With a
+    `locator`, the cube's position while it rests comes from the wrist camera's geometry instead (when acting).
     """
 
-    def __init__(self, net: PixelNetConfig, teacher: Actor, estimated: list[int], template: torch.Tensor):
+    def __init__(self, net: PixelNetConfig, teacher: Actor, estimated: list[int], template: torch.Tensor,
+                 locator: CubeLocator | None = None):
         super().__init__()
         self.net, self.stochastic = net, False
         self.action_dim = teacher.head.out_features // 2
@@ -63,18 +66,31 @@ class EstimatorStudent(nn.Module):
         self.register_buffer("estimated_index", torch.tensor(estimated, dtype=torch.long))
         self.register_buffer("template", template.clone())
         self.teacher = teacher.requires_grad_(False)
+        self.locator = locator
+        wrist = 3 * net.frame_stack * (net.cameras.index("wrist") + 1) if locator else 0
+        self.wrist_channels = slice(wrist - 3, wrist)  # the newest wrist frame in the stacked images
 
     def describe(self) -> dict:
         """What `from_description` needs to rebuild this module before loading its weights (policy.json)."""
         hidden = [layer.out_features for layer in self.teacher.trunk]
-        return {"kind": "estimator", "state_dim": self.template.shape[0], "teacher_hidden_dims": hidden,
-                "estimated": self.estimated_index.tolist()}
+        description = {"kind": "estimator", "state_dim": self.template.shape[0], "teacher_hidden_dims": hidden,
+                       "estimated": self.estimated_index.tolist()}
+        if self.locator is not None:
+            description["locator"] = self.locator.describe()
+        return description
 
     @classmethod
     def from_description(cls, net: PixelNetConfig, action_dim: int, description: dict) -> EstimatorStudent:
         state_dim = int(description["state_dim"])
         teacher = Actor(state_dim, action_dim, tuple(description["teacher_hidden_dims"]))
-        return cls(net, teacher, list(description["estimated"]), torch.zeros(state_dim))
+        locator = CubeLocator.from_description(net.image_size, description["locator"]) \
+            if "locator" in description else None
+        return cls(net, teacher, list(description["estimated"]), torch.zeros(state_dim), locator)
+
+    def reset_episode(self) -> None:
+        """Forget what the last episode located (call before every episode)."""
+        if self.locator is not None:
+            self.locator.reset()
 
     def estimate(self, images: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         """Standardized task features (B, len(estimated)) from images (B, C, H, W) in [0, 1] and raw proprio."""
@@ -90,6 +106,8 @@ class EstimatorStudent(nn.Module):
         return state
 
     def forward(self, images: torch.Tensor, proprio: torch.Tensor):
-        standardized = self.estimate(images, proprio)
-        mean, _ = self.teacher(self.teacher_state(standardized, proprio))
+        state = self.teacher_state(self.estimate(images, proprio), proprio)
+        if self.locator is not None and not self.training:
+            state = self.locator.correct(state, images[:, self.wrist_channels], proprio[:, :6])
+        mean, _ = self.teacher(state)
         return mean, None

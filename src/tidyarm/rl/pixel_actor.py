@@ -79,6 +79,9 @@ class PixelActor(nn.Module):
         self.mlp = nn.ModuleList(nn.Linear(i, o) for i, o in zip(widths[:-1], widths[1:], strict=True))
         self.head = nn.Linear(widths[-1], (2 if stochastic else 1) * action_dim)
 
+    def reset_episode(self) -> None:
+        """Nothing to forget: the actor acts on the current (stacked) frames alone."""
+
     def forward(self, images: torch.Tensor, proprio: torch.Tensor, detach_encoder: bool = False):
         """images (B, C, H, W) in [0, 1], proprio (B, PROPRIO_SIZE). `detach_encoder` stops gradients at the
         conv features (DrQ-v2 trains the encoder through the critic only)."""
@@ -139,6 +142,7 @@ class PixelPolicy:
 
     def reset(self) -> None:
         self._started = False
+        self.actor.reset_episode()
 
     def __call__(self, obs: dict) -> np.ndarray:
         check_pixel_observation(obs, self.net)
