@@ -67,8 +67,8 @@ class EstimatorStudent(nn.Module):
         self.register_buffer("template", template.clone())
         self.teacher = teacher.requires_grad_(False)
         self.locator = locator
-        wrist = 3 * net.frame_stack * (net.cameras.index("wrist") + 1) if locator else 0
-        self.wrist_channels = slice(wrist - 3, wrist)  # the newest wrist frame in the stacked images
+        wrist = 3 * net.frame_stack * (net.cameras.index("wrist") + 1) if locator else None
+        self.wrist_channels = slice(wrist - 3, wrist) if wrist else None  # the newest wrist frame of the stack
 
     def describe(self) -> dict:
         """What `from_description` needs to rebuild this module before loading its weights (policy.json)."""

@@ -53,7 +53,8 @@ class WristGeometry:
                 uv[i] = self.image_size / 2 + self.focal * x / -z, self.image_size / 2 - self.focal * y / -z
         return uv
 
-    def ray_to_plane(self, uv: np.ndarray, joints: np.ndarray, height: float = RESTING_CUBE_Z) -> np.ndarray:
+    def ray_to_plane(self, uv: np.ndarray, joints: np.ndarray,
+                     height: float = RESTING_CUBE_Z) -> tuple[np.ndarray, np.ndarray]:
         """World points (N, 3) where each pixel's ray meets the plane z = height, and the grasp points (N, 3).
         NaN where the ray points level or upwards."""
         hits, grasps = np.full((len(uv), 3), np.nan), np.zeros((len(uv), 3))
