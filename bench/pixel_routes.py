@@ -36,8 +36,10 @@ def train_route(route: str, args: argparse.Namespace) -> tuple[Path, float]:
     run_dir = args.runs / f"{route}-{args.task}"
     start = time.perf_counter()
     if route == "distill":
+        # The recipe of the run in docs/pixels.md's side-by-side table (not today's defaults).
         config = DistillConfig(teacher=args.teacher, method="dagger", student=args.student, iterations=args.rounds,
-                               episodes_per_iteration=24, fit_steps=2000, threads=args.threads, run_dir=run_dir)
+                               episodes_per_iteration=24, beta_decay=0.5, fit_steps=2000, reset_frames=0,
+                               threads=args.threads, run_dir=run_dir)
         distill(config)
     else:
         # The measured recipes: visual SAC as pretrained:lift-pixels; DrQ-v2 with its paper's 3 stacked frames.

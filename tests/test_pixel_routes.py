@@ -79,8 +79,9 @@ def test_pixel_algo_needs_pixel_observations():
 
 
 def tiny_distill(run_dir, **overrides) -> DistillConfig:
-    values = dict(teacher="pretrained:reach", net=TINY_NET, iterations=2, episodes_per_iteration=1, fit_steps=30,
-                  batch_size=16, eval_episodes=1, num_envs=1, run_dir=run_dir, threads=1)
+    values = dict(teacher="pretrained:reach", student="actor", net=TINY_NET, iterations=2, episodes_per_iteration=1,
+                  beta_decay=0.5, fit_steps=30, reset_frames=0, batch_size=16, eval_episodes=1, num_envs=1,
+                  run_dir=run_dir, threads=1)
     return DistillConfig(**{**values, **overrides})
 
 
