@@ -9,6 +9,8 @@ A cell whose run directory already holds a finished policy is evaluated without 
 Run (each cell is minutes to tens of minutes on one CPU thread):
   .venv/bin/python bench/il_demos.py --task place --demos 10 25 50 --policies bc act diffusion
   .venv/bin/python bench/il_demos.py --policies act --demos 50 --eval-episodes 100
+diffusion is the default (transformer) denoiser; diffusion-unet is the U-Net, which docs/imitation.md's
+demo-count table measured.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from common import report  # noqa: E402
 
 from tidyarm.eval import evaluate, resolve_policy  # noqa: E402
 from tidyarm.il.config import TrainILConfig  # noqa: E402
+from tidyarm.il.diffusion import DiffusionConfig  # noqa: E402
 from tidyarm.il.train import train_il  # noqa: E402
 from tidyarm.rl.checkpoint import find_checkpoint, read_json  # noqa: E402
 from tidyarm.rl.logger import read_metrics  # noqa: E402
 
 # Each policy's defaults (their step budgets and learning rates are the recipes measured in docs/imitation.md).
-RECIPES = {policy: TrainILConfig(policy=policy) for policy in ("bc", "act", "diffusion")}
+RECIPES = {**{policy: TrainILConfig(policy=policy) for policy in ("bc", "act", "diffusion")},
+           "diffusion-unet": TrainILConfig(policy="diffusion", diffusion=DiffusionConfig(denoiser="unet"))}
 
 
 def run_cell(policy: str, demos: int, args: argparse.Namespace) -> dict:
@@ -54,7 +58,7 @@ def run_cell(policy: str, demos: int, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="place")
-    parser.add_argument("--policies", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--policies", nargs="+", default=["bc", "act", "diffusion"], choices=list(RECIPES))
     parser.add_argument("--demos", nargs="+", type=int, default=[10, 25, 50])
     parser.add_argument("--steps", type=int, default=0, help="override every recipe's step budget (0: recipes)")
     parser.add_argument("--eval-episodes", type=int, default=100)

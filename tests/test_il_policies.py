@@ -17,8 +17,8 @@ STATE, ENV, FRONT = "observation.state", "observation.environment_state", "obser
 TINY = {"bc": BCConfig(hidden_dims=(64, 64), dropout=0.0),
         "act": ACTConfig(chunk_size=4, d_model=32, n_heads=4, ff_dim=64, encoder_layers=1, vae_layers=1,
                          latent_dim=4, kl_weight=1.0, dropout=0.0),
-        "diffusion": DiffusionConfig(horizon=8, n_action_steps=4, down_dims=(16, 32), groups=4, step_embed_dim=16,
-                                     inference_steps=5),
+        "diffusion": DiffusionConfig(horizon=8, n_action_steps=4, denoiser="unet", down_dims=(16, 32), groups=4,
+                                     step_embed_dim=16, inference_steps=5),
         "diffusion-transformer": DiffusionConfig(horizon=8, n_action_steps=4, denoiser="transformer",
                                                  transformer_width=32, transformer_layers=1, transformer_dropout=0.0,
                                                  inference_steps=5)}
@@ -171,6 +171,15 @@ def test_description_rebuilds_the_same_network(name):
     assert np.allclose(expected, rebuilt.select_action(frame))
     with pytest.raises(ValueError, match="chunk_sise"):
         policy_from_description({**policy.describe(), "config": {"chunk_sise": 3}})
+
+
+def test_a_diffusion_policy_saved_before_the_denoiser_choice_loads_as_a_unet():
+    policy, _, _ = build("diffusion")
+    description = policy.describe()
+    del description["config"]["denoiser"]
+    rebuilt = policy_from_description(description)
+    assert rebuilt.config.denoiser == "unet" and DiffusionConfig().denoiser == "transformer"
+    rebuilt.load_state_dict(policy.state_dict())  # strict: the same U-Net
 
 
 def test_unknown_denoiser_is_named():

@@ -48,8 +48,8 @@ def test_training_reduces_the_loss(tmp_path, one_torch_thread):
 
 def test_resume_continues_from_the_checkpoint(tmp_path, one_torch_thread):
     config = tiny(tmp_path / "run", steps=20, policy="diffusion",
-                  diffusion=DiffusionConfig(horizon=8, n_action_steps=4, down_dims=(16, 32), groups=4,
-                                            step_embed_dim=16, inference_steps=2))
+                  diffusion=DiffusionConfig(horizon=8, n_action_steps=4, denoiser="unet", down_dims=(16, 32),
+                                            groups=4, step_embed_dim=16, inference_steps=2))
     run_dir = train_il(config)
     resume_il(run_dir, steps=40)
     meta = json.loads((find_checkpoint(run_dir) / "meta.json").read_text())
@@ -66,6 +66,13 @@ def test_image_inputs_record_cameras_and_evaluate(tmp_path, one_torch_thread):
     env_config = load_policy(run_dir).env_config
     assert (env_config.obs_mode, env_config.image_size, env_config.cameras) == ("state+pixels", 16, ("front",))
     assert evaluate(resolve_policy(str(run_dir)), episodes=1)["episodes"] == 1
+
+
+def test_default_learning_rate_follows_the_policy_and_the_denoiser():
+    assert TrainILConfig(policy="act").peak_lr == 2e-4
+    assert TrainILConfig(policy="diffusion").peak_lr == 2e-4  # the transformer denoiser
+    assert TrainILConfig(policy="diffusion", diffusion=DiffusionConfig(denoiser="unet")).peak_lr == 3e-4
+    assert TrainILConfig(policy="diffusion", lr=5e-4).peak_lr == 5e-4
 
 
 def test_bad_configs_and_datasets_are_named(tmp_path):

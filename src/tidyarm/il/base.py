@@ -29,11 +29,13 @@ from tidyarm.il.vision import CameraEncoder
 
 
 def config_from_dict(cls, values: dict):
-    """A config dataclass from policy.json, naming unknown fields instead of a TypeError."""
+    """A config dataclass from policy.json, naming unknown fields instead of a TypeError. Fields the file
+    predates take the class's `SAVED_BEFORE` values (what they meant then), not today's defaults."""
     known = {field.name for field in fields(cls)}
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown {cls.__name__} field(s) {sorted(unknown)}; expected {sorted(known)}")
+    values = {**getattr(cls, "SAVED_BEFORE", {}), **values}
     return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
 
 

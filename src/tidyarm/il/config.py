@@ -18,7 +18,7 @@ from tidyarm.il.registry import POLICIES
 STATE_INPUTS = ("observation.state", "observation.environment_state")
 # Step budgets and peak learning rates of the recipes measured in docs/imitation.md (place, 50 demos, 1 CPU thread).
 DEFAULT_STEPS = {"bc": 5_000, "act": 20_000, "diffusion": 30_000}
-DEFAULT_LR = {"bc": 1e-3, "act": 2e-4, "diffusion": 3e-4}
+DEFAULT_LR = {"bc": 1e-3, "act": 2e-4, "diffusion": 2e-4, "diffusion-unet": 3e-4}
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class TrainILConfig:
     """Samples per step."""
     lr: float | None = None
     """Peak AdamW learning rate after a linear warm-up, cosine-decayed to zero (default: bc 1e-3, act 2e-4,
-    diffusion 3e-4)."""
+    diffusion 2e-4, or 3e-4 with the U-Net denoiser)."""
     warmup_steps: int = 500
     """Steps of linear learning-rate warm-up."""
     weight_decay: float = 1e-4
@@ -102,7 +102,10 @@ class TrainILConfig:
 
     @property
     def peak_lr(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.policy]
+        if self.lr is not None:
+            return self.lr
+        unet = self.policy == "diffusion" and self.diffusion.denoiser == "unet"
+        return DEFAULT_LR["diffusion-unet" if unet else self.policy]
 
     @property
     def policy_config(self) -> BCConfig | ACTConfig | DiffusionConfig:

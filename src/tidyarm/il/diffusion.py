@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections import deque
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -26,17 +27,20 @@ DENOISERS = ("unet", "transformer")
 
 @dataclass(frozen=True)
 class DiffusionConfig:
-    """Diffusion Policy horizons, denoiser and sampler (U-Net widths sized for a CPU)."""
+    """Diffusion Policy horizons, denoiser and sampler (network sizes chosen for a CPU)."""
+
+    SAVED_BEFORE: ClassVar[dict] = {"denoiser": "unet"}  # policies saved before the transformer existed
 
     n_obs_steps: int = 2
     """Observation frames the denoiser is conditioned on."""
     horizon: int = 16
-    """Actions denoised per sample (divisible by 2^(levels - 1))."""
+    """Actions denoised per sample (with the U-Net: divisible by 2^(levels - 1))."""
     n_action_steps: int = 4
     """Actions executed per sample, starting at the current step (the paper's 8 scored 36% on place against 48%
     for 4 and 42% for 2, one 30k-step checkpoint, 100 episodes each)."""
-    denoiser: str = "unet"
-    """unet (1-D conv U-Net with FiLM) or transformer (action tokens cross-attending to the observation)."""
+    denoiser: str = "transformer"
+    """transformer (action tokens cross-attending to the observation) or unet (1-D conv U-Net with FiLM); on
+    place the transformer scored 80% over 100 episodes at 30k steps, the U-Net 61%."""
     down_dims: tuple[int, ...] = (64, 128, 256)
     """Channel widths of the U-Net levels (the paper's 256/512/1024 is GPU-sized)."""
     kernel_size: int = 5
