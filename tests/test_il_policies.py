@@ -1,5 +1,7 @@
 """Imitation policies on synthetic tensors: chunks, normalization, each policy learns, acting checks its inputs."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from tidyarm.il.diffusion import DiffusionConfig
 from tidyarm.il.features import InputSpec
 from tidyarm.il.normalize import Normalizer, compute_stats
 from tidyarm.il.registry import make_il_policy, policy_from_description
+from tidyarm.il.transformer_denoiser import TransformerDenoiser
 
 STATE, ENV, FRONT = "observation.state", "observation.environment_state", "observation.images.front"
 TINY = {"bc": BCConfig(hidden_dims=(64, 64), dropout=0.0),
@@ -22,6 +25,8 @@ TINY = {"bc": BCConfig(hidden_dims=(64, 64), dropout=0.0),
         "diffusion-transformer": DiffusionConfig(horizon=8, n_action_steps=4, denoiser="transformer",
                                                  transformer_width=32, transformer_layers=1, transformer_dropout=0.0,
                                                  inference_steps=5)}
+TINY["diffusion-transformer-cond"] = replace(TINY["diffusion-transformer"], transformer_cond_layers=1)
+TINY["diffusion-transformer-causal"] = replace(TINY["diffusion-transformer"], transformer_causal=True)
 
 
 def synthetic(frames_per_episode=(30, 40, 30), image_size=16, seed=0):
@@ -40,7 +45,7 @@ def synthetic(frames_per_episode=(30, 40, 30), image_size=16, seed=0):
 
 
 def build(name, inputs=(STATE, ENV), config=None):
-    """A policy of kind `name` (or "diffusion-transformer") on the synthetic episodes, and their sampler."""
+    """A policy of kind `name` (or a variant named "kind-...") on the synthetic episodes, and their sampler."""
     kind = name.split("-")[0]
     frames, features, bounds = synthetic()
     spec = InputSpec.from_features(features, inputs)
@@ -72,7 +77,8 @@ def test_normalizer_modes_round_trip():
         Normalizer(stats, "zscore")
 
 
-@pytest.mark.parametrize("kind", ["bc", "act", "diffusion", "diffusion-transformer"])
+@pytest.mark.parametrize("kind", ["bc", "act", "diffusion", "diffusion-transformer", "diffusion-transformer-cond",
+                                  "diffusion-transformer-causal"])
 def test_each_policy_learns_and_acts(kind, one_torch_thread):
     torch.manual_seed(0)
     policy, sampler, frames = build(kind)
@@ -158,7 +164,8 @@ def test_diffusion_samples_stay_inside_the_demos_action_range():
         assert np.all((sampled >= low - 1e-3) & (sampled <= high + 1e-3)), (sampled, low, high)
 
 
-@pytest.mark.parametrize("name", ["act", "diffusion-transformer"])
+@pytest.mark.parametrize("name", ["act", "diffusion-transformer", "diffusion-transformer-cond",
+                                  "diffusion-transformer-causal"])
 def test_description_rebuilds_the_same_network(name):
     policy, _, frames = build(name)
     rebuilt = policy_from_description(policy.describe())
@@ -180,6 +187,21 @@ def test_a_diffusion_policy_saved_before_the_denoiser_choice_loads_as_a_unet():
     rebuilt = policy_from_description(description)
     assert rebuilt.config.denoiser == "unet" and DiffusionConfig().denoiser == "transformer"
     rebuilt.load_state_dict(policy.state_dict())  # strict: the same U-Net
+
+
+def test_causal_denoiser_reads_no_later_action_or_frame():
+    torch.manual_seed(0)
+    net = TransformerDenoiser(action_dim=3, horizon=6, n_obs_steps=2, frame_dim=4, d_model=16, layers=2, heads=2,
+                              dropout=0.0, causal=True).eval()
+    noisy, cond, steps = torch.randn(1, 6, 3), torch.randn(1, 8), torch.tensor([5])
+    later_action, later_frame = noisy.clone(), cond.clone()
+    later_action[:, 3:] += 1.0  # chunk positions 3-5
+    later_frame[:, 4:] += 1.0  # frame 1, the time of chunk position 1
+    base = net(noisy, steps, cond)
+    moved = net(later_action, steps, cond)
+    assert torch.allclose(base[:, :3], moved[:, :3], atol=1e-6) and not torch.allclose(base[:, 3:], moved[:, 3:])
+    moved = net(noisy, steps, later_frame)
+    assert torch.allclose(base[:, :1], moved[:, :1], atol=1e-6) and not torch.allclose(base[:, 1:], moved[:, 1:])
 
 
 def test_unknown_denoiser_is_named():

@@ -57,6 +57,10 @@ class DiffusionConfig:
     """Transformer denoiser: attention heads."""
     transformer_dropout: float = 0.1
     """Transformer denoiser: dropout in every layer."""
+    transformer_cond_layers: int = 0
+    """Transformer denoiser: encoder layers over the condition tokens (0: a linear projection per frame)."""
+    transformer_causal: bool = False
+    """Transformer denoiser: causal attention (action i reads actions <= i and frames up to its time)."""
     train_steps: int = 100
     """DDPM noise levels in training."""
     inference_steps: int = 10
@@ -75,6 +79,8 @@ class DiffusionConfig:
                              "horizon - n_obs_steps + 1")
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser = {self.denoiser!r}: expected one of {list(DENOISERS)}")
+        if self.transformer_cond_layers < 0:
+            raise ValueError(f"transformer_cond_layers = {self.transformer_cond_layers}: expected 0 or more")
         if self.denoiser == "transformer" and self.transformer_width % self.transformer_heads:
             raise ValueError(f"transformer_width = {self.transformer_width} is not divisible by "
                              f"transformer_heads = {self.transformer_heads}")
@@ -88,7 +94,8 @@ class DiffusionConfig:
 def _denoiser(config: DiffusionConfig, action_dim: int, frame_dim: int) -> nn.Module:
     if config.denoiser == "transformer":
         return TransformerDenoiser(action_dim, config.horizon, config.n_obs_steps, frame_dim, config.transformer_width,
-                                   config.transformer_layers, config.transformer_heads, config.transformer_dropout)
+                                   config.transformer_layers, config.transformer_heads, config.transformer_dropout,
+                                   config.transformer_cond_layers, config.transformer_causal)
     return ConditionalUnet1D(action_dim, config.n_obs_steps * frame_dim, config.down_dims, config.kernel_size,
                              config.groups, config.step_embed_dim)
 
