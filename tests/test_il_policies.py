@@ -207,6 +207,8 @@ def test_causal_denoiser_reads_no_later_action_or_frame():
 def test_unknown_denoiser_is_named():
     with pytest.raises(ValueError, match="denoiser = 'wavenet'"):
         DiffusionConfig(denoiser="wavenet")
+    with pytest.raises(ValueError, match="transformer_cond_layers = -1"):
+        DiffusionConfig(transformer_cond_layers=-1)
 
 
 @pytest.mark.parametrize("kind", ["bc", "act", "diffusion"])

@@ -26,7 +26,7 @@ class TransformerDenoiser(nn.Module):
     """
 
     def __init__(self, action_dim: int, horizon: int, n_obs_steps: int, frame_dim: int, d_model: int = 128,
-                 layers: int = 4, heads: int = 4, dropout: float = 0.1, cond_layers: int = 0,
+                 layers: int = 4, heads: int = 4, dropout: float = 0.0, cond_layers: int = 0,
                  causal: bool = False):
         super().__init__()
         self.n_obs_steps = n_obs_steps
